@@ -1,0 +1,28 @@
+"""Shared fixtures: the `xp` fixture runs a test on NumPy and, where a GPU is present, on CuPy."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+
+from tinygrad_cv import backend  # noqa: E402
+
+# Hypothesis: no per-example deadline (2-core machines are noisy), a modest number of examples, and
+# derandomised so a CI run is reproducible.
+settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
+
+GPU_OK = backend.gpu_available()
+GPU_REASON = f"no usable GPU: {backend.gpu_status()}"
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.skipif(not GPU_OK, reason=GPU_REASON))])
+def xp(request):
+    """The array module to build test inputs with: numpy, and cupy when a GPU is present."""
+    return np if request.param == "numpy" else backend.cupy_module()

@@ -1,0 +1,23 @@
+"""Differentiable operations: one Function class and one lowercase wrapper each.
+
+``import tinygrad_cv.functional as F`` and call ``F.conv2d``, ``F.relu``, ``F.mse_loss``, ...
+Each module groups related ops; read any one of them to see the forward/backward pattern.
+"""
+from tinygrad_cv.functional.arith import add, div, matmul, mul, neg, pow, sub
+from tinygrad_cv.functional.elementwise import abs, clip, exp, log, maximum, relu, sigmoid, sqrt, tanh
+from tinygrad_cv.functional.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    l1_loss,
+    mse_loss,
+)
+from tinygrad_cv.functional.reduce import log_softmax, max, mean, softmax, sum
+from tinygrad_cv.functional.shape import concatenate, getitem, pad, permute, reshape, stack, transpose
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "matmul",
+    "exp", "log", "sqrt", "abs", "clip", "maximum", "relu", "sigmoid", "tanh",
+    "sum", "mean", "max", "softmax", "log_softmax",
+    "reshape", "transpose", "permute", "getitem", "pad", "concatenate", "stack",
+    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+]
