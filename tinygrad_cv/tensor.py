@@ -358,9 +358,11 @@ class Function:
     needs. ``backward(self, grad)`` receives d(loss)/d(output) and returns d(loss)/d(input) for each
     input, in order (a tuple, or one array for one input; None where no gradient is defined). It
     may return gradients in the broadcast shape: the engine sums them back to each input's shape.
+    ``self.needs_grad[i]`` says whether input i needs a gradient at all (return None if not).
     """
 
     parents: tuple
+    needs_grad: tuple  # one bool per input: does the engine want its gradient?
 
     def forward(self, *arrays: Any, **settings: Any) -> Any:
         raise NotImplementedError
@@ -373,6 +375,10 @@ class Function:
         """Run the op on Tensors (Python scalars and arrays are made constant Tensors) and record it."""
         tensors = _to_tensors(cls.__name__, inputs)
         fn = cls()
+        # Which inputs want a gradient, so backward can skip work nobody needs (e.g. a conv's
+        # weight gradient when the weights are frozen, as in style transfer). Like PyTorch's
+        # ctx.needs_input_grad.
+        fn.needs_grad = tuple(_grad_enabled and t is not None and t.requires_grad for t in tensors)
         arrays = [t.data if t is not None else None for t in tensors]
         out = fn.forward(*arrays, **settings)
         if _anomaly_mode:

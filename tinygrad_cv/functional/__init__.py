@@ -21,3 +21,6 @@ __all__ = [
     "reshape", "transpose", "permute", "getitem", "pad", "concatenate", "stack",
     "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
 ]
+from tinygrad_cv.functional.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d, upsample_nearest2d
+
+__all__ += ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]

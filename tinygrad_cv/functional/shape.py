@@ -55,6 +55,12 @@ def _plain_index(index: Any) -> Any:
     return index.data.astype("int64") if isinstance(index, Tensor) else index
 
 
+def _is_basic(index: Any) -> bool:
+    """True for NumPy "basic" indexing (ints, slices, None, Ellipsis): no integer or boolean arrays."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return not any(isinstance(i, list) or hasattr(i, "shape") for i in parts)
+
+
 class GetItem(Function):
     def forward(self, a: Any, index: Any) -> Any:
         self.shape, self.dtype, self.index = a.shape, a.dtype, index
@@ -63,8 +69,10 @@ class GetItem(Function):
     def backward(self, grad: Any) -> Any:
         xp = backend.get_array_module(grad)
         out = xp.zeros(self.shape, dtype=self.dtype)
-        # add.at (not out[index] = grad) so an element picked twice by an index array gets both.
-        xp.add.at(out, self.index, grad)
+        if _is_basic(self.index):
+            out[self.index] = grad  # slices pick each element at most once
+        else:
+            xp.add.at(out, self.index, grad)  # an index array may pick an element twice: add both
         return out
 
 

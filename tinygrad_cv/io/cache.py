@@ -73,6 +73,7 @@ def atomic_write(final_path: os.PathLike) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".part",
                                     dir=final_path.parent)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             yield f
         os.replace(tmp_name, final_path)
@@ -80,6 +81,12 @@ def atomic_write(final_path: os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read the umask is to set it, so set it straight back
+    os.umask(mask)
+    return mask
 
 
 class DownloadError(RuntimeError):
@@ -105,7 +112,7 @@ def download(url: str, dest: os.PathLike, sha256: Optional[str] = None, hint: st
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as out:
             digest = hashlib.sha256()
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     out.write(chunk)
                     digest.update(chunk)

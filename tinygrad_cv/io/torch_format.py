@@ -233,7 +233,7 @@ def _tensor_from_ref(ref: _TensorRef) -> np.ndarray:
                          f"reads past its storage of {flat.size} elements")
     strides = tuple(s * flat.itemsize for s in ref.stride)
     view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.size, strides=strides)
-    array = np.array(view, dtype=flat.dtype.newbyteorder("="))  # a compact copy
+    array = np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")  # a compact copy
     if ref.storage.name == "BFloat16Storage":  # bfloat16 = the top 16 bits of a float32
         array = (array.astype(np.uint32) << 16).view(np.float32)
     return array

@@ -1,0 +1,1 @@
+"""Networks with names, weights and preprocessing: VGG16/VGG19 (vgg.py)."""

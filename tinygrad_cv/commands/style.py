@@ -1,0 +1,130 @@
+"""`tinygrad-cv style CONTENT STYLE [STYLE ...] -o OUT.png`: paint a photo in the style of paintings.
+
+With no paths it runs the built-in example: scikit-learn's china.jpg painted in the generated
+"swirls" style, so it works offline on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List
+
+import numpy as np
+
+DEFAULT_OUTPUT = "stylized.png"
+LARGE = 1024  # above this many pixels on the longest side, warn about time and memory on a CPU
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from tinygrad_cv.vision.style import StyleSettings
+
+    d = StyleSettings()
+    p = subparsers.add_parser("style", help="neural style transfer (Gatys et al. 2015)",
+                              description="Paint CONTENT in the style of one or more STYLE images. "
+                                          "With no paths: the built-in example (china.jpg in the 'swirls' style).")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="CONTENT STYLE [STYLE ...]")
+    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"output image (default {DEFAULT_OUTPUT})")
+    p.add_argument("--size", type=int, default=d.size, help=f"longest side of the output in pixels (default {d.size})")
+    p.add_argument("--iters", type=int, default=d.iters, help=f"iterations at the final scale (default {d.iters})")
+    p.add_argument("--content-weight", type=float, default=d.content_weight)
+    p.add_argument("--style-weight", type=float, default=d.style_weight)
+    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    p.add_argument("--init", default=d.init, help="content, noise, or the path of an image to start from")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam's learning rate on [0, 1] pixels")
+    p.add_argument("--style-blend", type=float, nargs="+", metavar="W", help="one weight per style image")
+    p.add_argument("--style-scale", type=float, default=d.style_scale, help="style image size relative to --size")
+    p.add_argument("--original-colors", action="store_true", help="keep the content's colours")
+    p.add_argument("--pooling", choices=["max", "avg"], default=d.pooling)
+    p.add_argument("--scales", type=int, nargs="+", metavar="PX", help="coarse-to-fine sizes, e.g. 128 256")
+    p.add_argument("--model", choices=["vgg16", "vgg19"], default=d.model)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="write a snapshot every N iterations")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(run=run)
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple:
+    from tinygrad_cv.vision.image import load_image
+    from tinygrad_cv.vision.samples import sample_photo, swirl_painting
+
+    if not args.images:
+        print("no images given: painting scikit-learn's china.jpg in the generated 'swirls' style")
+        return sample_photo("china.jpg"), [swirl_painting()]
+    if len(args.images) < 2:
+        raise ValueError("give a CONTENT image and at least one STYLE image (or no paths for the built-in example)")
+    images = [load_image(path) for path in args.images]
+    for path, image in zip(args.images, images):
+        h, w = image.shape[:2]
+        if max(h, w) > args.size:
+            print(f"{path}: {w}x{h}, resized to {args.size} px on the longest side")
+    return images[0], images[1:]
+
+
+def _settings(args: argparse.Namespace):
+    from tinygrad_cv.vision.style import StyleSettings
+
+    if args.size < 16 or args.iters < 1:
+        raise ValueError(f"--size must be >= 16 and --iters >= 1 (got {args.size}, {args.iters})")
+    init = args.init if args.init in ("content", "noise") else "image"
+    return StyleSettings(
+        size=args.size, iters=args.iters, content_weight=args.content_weight, style_weight=args.style_weight,
+        tv_weight=args.tv_weight, init=init, optimizer=args.optimizer, lr=args.lr,
+        style_blend=tuple(args.style_blend) if args.style_blend else None, style_scale=args.style_scale,
+        original_colors=args.original_colors, pooling=args.pooling, scales=tuple(args.scales or ()),
+        seed=args.seed, model=args.model,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from models.vgg import load_vgg
+    from tinygrad_cv.vision.image import load_image, save_image
+    from tinygrad_cv.vision.style import stylize, to_uint8
+
+    settings = _settings(args)
+    output = Path(args.output)
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+        raise ValueError(f"{output}: the output needs an image extension such as .png")
+    content, styles = _load_inputs(args)
+    init_image = load_image(args.init) if settings.init == "image" else None
+    if max(settings.scales or (settings.size,)) > LARGE and args.device == "cpu":
+        print(f"warning: {settings.size} px on a CPU takes long and needs several GB; try --size 512 first")
+    model = load_vgg(settings.model, pooling=settings.pooling)
+    if args.device == "cuda":
+        model.to("cuda")
+
+    bars: List[tqdm] = []
+
+    def progress(scale: int, n_scales: int, info) -> None:
+        if len(bars) <= scale:
+            if bars:
+                bars[-1].close()
+            bars.append(tqdm(total=info.steps, desc=f"scale {scale + 1}/{n_scales}", unit="it", dynamic_ncols=True))
+        bars[-1].update(1)
+        bars[-1].set_postfix({k: f"{v:.4g}" for k, v in info.parts.items()}, refresh=False)
+        if args.save_every and info.step % args.save_every == 0:
+            snapshot = output.with_name(f"{output.stem}.scale{scale + 1}.step{info.step:04d}{output.suffix}")
+            save_image(snapshot, to_uint8(info.param.image().numpy()))
+
+    start = time.perf_counter()
+    result = stylize(model, content, styles, settings, init_image=init_image, callbacks=[progress])
+    for bar in bars:
+        bar.close()
+    save_image(output, result.image)
+    seconds = time.perf_counter() - start
+    steps = len(result.history)
+    print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}) after {steps} iterations in {seconds:.1f} s")
+    if result.history:
+        first, last = result.history[0], result.history[-1]
+        print("losses first -> last: " + ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in last if k != "loss"))
+    if result.status == "interrupted":
+        print("interrupted: the image above is the last completed iteration", file=sys.stderr)
+        return 130
+    if result.status != "done":
+        print(f"stopped: {result.status}; the image above is the last good one", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,116 @@
+"""Convolution, pooling and upsampling layers: Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample.
+
+Shapes, names and default initialisation follow PyTorch, so a state dict converted from PyTorch loads
+as is and what a student learns here transfers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_cv import functional as F
+from tinygrad_cv.kernels.im2col import IntOrPair, pair
+from tinygrad_cv.kernels.upsample import Scale, scale_pair
+from tinygrad_cv.nn import init
+from tinygrad_cv.nn.module import Module, Parameter
+from tinygrad_cv.tensor import Tensor
+
+# PyTorch initialises conv weights with kaiming_uniform_(a=sqrt(5)): gain sqrt(2 / (1 + a^2)) =
+# 1/sqrt(3), which makes the bound 1/sqrt(fan_in), the same as its default bias bound.
+_TORCH_DEFAULT_GAIN = 1 / math.sqrt(3)
+
+
+class Conv2d(Module):
+    """2-D convolution layer: weight (out_channels, in_channels, KH, KW), bias (out_channels,).
+
+    Initialised like PyTorch's default: weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    fan_in = in_channels * KH * KW; reproducible through ``rng`` or nn.init.manual_seed.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair = 0, dilation: IntOrPair = 1, bias: bool = True,
+                 rng: Optional[np.random.Generator] = None) -> None:
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Parameter(init.kaiming_uniform(shape, gain=_TORCH_DEFAULT_GAIN, rng=rng))
+        fan_in = init.fans(shape)[0]
+        self.bias = Parameter(init.uniform_bias(fan_in, out_channels, rng=rng)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}")
+
+
+class ConvTranspose2d(Module):
+    """Transposed convolution layer: weight (in_channels, out_channels, KH, KW), PyTorch's layout.
+
+    Initialised like PyTorch's default, whose fan_in for this layer is out_channels * KH * KW (it
+    reads the weight's second axis).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                 padding: IntOrPair = 0, output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                 bias: bool = True, rng: Optional[np.random.Generator] = None) -> None:
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride, self.padding, self.output_padding, self.dilation = stride, padding, output_padding, dilation
+        shape = (in_channels, out_channels) + self.kernel_size
+        self.weight = Parameter(init.kaiming_uniform(shape, gain=_TORCH_DEFAULT_GAIN, rng=rng))
+        fan_in = init.fans(shape)[0]
+        self.bias = Parameter(init.uniform_bias(fan_in, out_channels, rng=rng)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}, bias={self.bias is not None}")
+
+
+class MaxPool2d(Module):
+    """Max pooling; stride defaults to kernel_size. Ties: the first element in window order wins."""
+
+    def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> None:
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """Average pooling; stride defaults to kernel_size; zero padding counts in the mean."""
+
+    def __init__(self, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> None:
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Upsample(Module):
+    """Nearest-neighbour upsampling by a whole-number factor (the only mode implemented)."""
+
+    def __init__(self, scale_factor: Scale = 2, mode: str = "nearest") -> None:
+        if mode != "nearest":
+            raise ValueError(f"Upsample: only mode='nearest' is implemented, got mode={mode!r}")
+        self.scale_factor, self.mode = scale_pair(scale_factor), mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.upsample_nearest2d(x, self.scale_factor)
+
+    def extra_repr(self) -> str:
+        return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
