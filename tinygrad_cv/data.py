@@ -185,12 +185,13 @@ def _find_or_fetch(name: str, file: str, sha256: str, folder: Path, download: bo
         return unpacked
     if not download:
         raise FileNotFoundError(_offline_message(name, folder, "downloads are switched off"))
+    folder.mkdir(parents=True, exist_ok=True)  # so that it is there to copy files into, if it comes to that
     errors = []
     for mirror in IDX_SOURCES[name].mirrors:
         try:
             return cache.download(mirror + file, packed, sha256=sha256)
         except cache.DownloadError as exc:
-            errors.append(str(exc))
+            errors.append(str(exc).rstrip("."))
     raise FileNotFoundError(_offline_message(name, folder, "; ".join(errors)))
 
 
@@ -215,7 +216,8 @@ def load_idx_dataset(name: str, split: str = "train", folder: Optional[Path] = N
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = Path(folder) if folder is not None else dataset_dir(name)
-    (images_file, images_sha), (labels_file, labels_sha) = IDX_SOURCES[name].files[0:2] if split == "train" else IDX_SOURCES[name].files[2:4]
+    files = IDX_SOURCES[name].files
+    (images_file, images_sha), (labels_file, labels_sha) = files[0:2] if split == "train" else files[2:4]
     images = read_idx(_find_or_fetch(name, images_file, images_sha, folder, download))
     labels = read_idx(_find_or_fetch(name, labels_file, labels_sha, folder, download))
     if images.ndim != 3 or labels.shape != (images.shape[0],):
@@ -255,7 +257,8 @@ class DataLoader:
                 ...
     """
 
-    def __init__(self, *arrays: np.ndarray, batch_size: int = 32, shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(self, *arrays: np.ndarray, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False) -> None:
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         lengths = [len(a) for a in arrays]

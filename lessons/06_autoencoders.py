@@ -1,0 +1,216 @@
+# %% [markdown]
+# # Lesson 6 — Autoencoders: compress, then reconstruct
+#
+# An autoencoder is two networks back to back: an **encoder** that squeezes an image into a short
+# **code** and a **decoder** that rebuilds the image from the code. It is trained only to make its
+# output match its input, yet because the code is short it must find what the images have in common.
+#
+# We work with the 1,797 real 8x8 handwritten digits that scikit-learn ships (no download), hold out
+# a fixed 20%, and always compare with **PCA**, the best *linear* compression with as many numbers.
+# Then we go from a dense autoencoder to a convolutional one, train one to remove noise, and one
+# whose codes are sparse. The models are in `models/autoencoder.py`; the training command with
+# checkpoints and figures is `tinygrad-cv ae train` (try `tinygrad-cv ae train --help`).
+#
+# Run: `python lessons/06_autoencoders.py` (about a minute on 2 cores); figures go to
+# `lessons_out/06_autoencoders/`.
+
+# %%
+import time
+
+import numpy as np
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from _common import output_dir, save_figure
+
+from models import autoencoder as ae
+from tinygrad_cv import optim
+from tinygrad_cv.data import DataLoader, first_of_each_label, image_grid, load_split
+from tinygrad_cv.pca import fit_pca, pca_mse_curve
+
+OUT = output_dir("06_autoencoders")
+train, held = load_split("digits")
+print(f"{len(train)} training and {len(held)} held-out digits, each {train.image_shape}, pixels in [0, 1]")
+SHOW = first_of_each_label(held.labels, per_label=2)[:16]  # 16 held-out digits, two of each 0..7
+
+
+def rows(title_images, name):
+    """Save a figure with one row of the same 16 digits per (title, images) pair."""
+    fig, axes = plt.subplots(len(title_images), 1, figsize=(9, 0.8 * len(title_images)))
+    for ax, (title, images) in zip(np.atleast_1d(axes), title_images):
+        ax.imshow(image_grid(images, ncols=16), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8, loc="left")
+        ax.axis("off")
+    save_figure(fig, OUT, name)
+
+
+# %% [markdown]
+# ## 1. The baseline: PCA with 8 components
+# PCA keeps the 8 directions of pixel space along which the training digits vary most
+# (`tinygrad_cv/pca.py`: an SVD of the centred data) and projects every image onto them.
+# Its error on the held-out digits is the number to beat: mean squared error per pixel.
+
+# %%
+pca8 = fit_pca(train.images, 8)
+flat = held.images.reshape(len(held), -1)
+pca_recon = pca8.reconstruct(flat).reshape(held.images.shape)
+print(f"PCA, 8 components: held-out MSE {pca8.mse(flat):.4f}, "
+      f"{pca8.explained_variance.sum() / pca8.total_variance:.0%} of the variance kept")
+
+# %% [markdown]
+# ## 2. A dense autoencoder: 64 -> 128 -> 8 -> 128 -> 64
+# ReLU hidden layers, a linear code of 8 numbers, and a sigmoid at the end so pixels stay in [0, 1].
+# One training step is `zero_grad`, the loss (mean squared error between `model(x)` and `x`),
+# `backward`, and Adam's `step` (see `ae.train_step`). The `DataLoader` reshuffles every epoch
+# from a seed, so every run of this lesson gives the same numbers.
+
+# %%
+def fit(model, epochs=30, lr=3e-3, batch_size=32, seed=0):
+    """Train with Adam; return the held-out MSE and the seconds it took."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    loader = DataLoader(train.images, batch_size=batch_size, seed=seed)
+    rng = np.random.default_rng(seed)  # the noise of the denoising models
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        for (x,) in loader.batches(epoch):
+            ae.train_step(model, opt, x, rng)
+    return ae.reconstruction_mse(model, held.images), time.perf_counter() - start
+
+
+results = {"PCA (8)": pca8.mse(flat)}
+dense = ae.DenseAutoencoder((1, 8, 8), hidden=(128,), code=8, rng=np.random.default_rng(0))
+results["dense"], seconds = fit(dense)
+print(f"dense autoencoder: held-out MSE {results['dense']:.4f} ({1 - results['dense'] / results['PCA (8)']:.0%} "
+      f"below PCA) after 30 epochs in {seconds:.1f} s")
+rows([("held-out input", held.images[SHOW]), ("PCA, 8 components", pca_recon[SHOW]),
+      ("dense autoencoder, code 8", ae.reconstruct(dense, held.images[SHOW]))], "dense_vs_pca.png")
+
+# %% [markdown]
+# Why better than PCA with the same 8 numbers? PCA can only reconstruct along a flat 8-dimensional
+# slice of pixel space; the decoder is a nonlinear function, so its 8-dimensional set of outputs
+# can curve to follow the digits. How much that is worth depends on the code size:
+
+# %%
+codes = [2, 4, 8, 16]
+ae_errors = []
+for k in codes:
+    model = ae.DenseAutoencoder((1, 8, 8), (128,), code=k, rng=np.random.default_rng(0))
+    ae_errors.append(fit(model)[0])
+ks = np.arange(1, 33)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(ks, pca_mse_curve(train.images, held.images, ks), label="PCA")
+ax.plot(codes, ae_errors, "o-", label="dense autoencoder (64-128-k)")
+ax.set(xlabel="code size k", ylabel="held-out MSE per pixel", yscale="log", title="Error against code size")
+ax.legend()
+save_figure(fig, OUT, "error_vs_code_size.png")
+print("dense AE error for codes", codes, np.round(ae_errors, 4))
+
+# %% [markdown]
+# With a 2-number code we can look at the code space itself: every held-out digit is a point.
+# PCA's two coordinates next to the autoencoder's, coloured by the true label (which neither saw).
+
+# %%
+dense2 = ae.DenseAutoencoder((1, 8, 8), (128,), code=2, rng=np.random.default_rng(0))
+fit(dense2)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for ax, z, title in [(axes[0], fit_pca(train.images, 2).encode(flat), "PCA, 2 components"),
+                     (axes[1], ae.encode(dense2, held.images), "dense autoencoder, code 2")]:
+    points = ax.scatter(z[:, 0], z[:, 1], c=held.labels, cmap="tab10", s=8)
+    ax.set_title(title)
+fig.colorbar(points, ax=axes, label="digit")
+save_figure(fig, OUT, "codes_2d.png")
+
+# %% [markdown]
+# ## 3. A convolutional autoencoder
+# Dense layers treat the 64 pixels as an unordered list. Convolutions look at 3x3 neighbourhoods
+# with the same filter everywhere, and max pooling halves the resolution: 8x8 -> 4x4 -> 2x2 with
+# 16 then 32 channels, and a Linear layer to the 8-number code. The decoder mirrors it, but it
+# grows the image with **nearest-neighbour upsampling followed by a convolution** rather than a
+# transposed convolution, which paints overlapping kernels unevenly and leaves checkerboard
+# patterns (Odena, Dumoulin & Olah 2016).
+
+# %%
+conv = ae.ConvAutoencoder((1, 8, 8), channels=(16, 32), code=8, rng=np.random.default_rng(0))
+print(conv)
+n_params = {name: sum(p.size for p in m.parameters()) for name, m in [("dense", dense), ("conv", conv)]}
+results["conv"], seconds = fit(conv)
+print(f"conv autoencoder: held-out MSE {results['conv']:.4f} after 30 epochs in {seconds:.1f} s; "
+      f"parameters: dense {n_params['dense']:,}, conv {n_params['conv']:,}")
+rows([("held-out input", held.images[SHOW]), ("dense, code 8", ae.reconstruct(dense, held.images[SHOW])),
+      ("conv, code 8", ae.reconstruct(conv, held.images[SHOW]))], "conv_reconstructions.png")
+
+# %% [markdown]
+# On 8x8 digits the convolutional model is not much better than the dense one: there is little
+# spatial structure to share at this size, and a few hundred weights of each kind are plenty. On
+# 28x28 MNIST (`tinygrad-cv ae train --model conv --dataset mnist`) the sharing pays off.
+#
+# ## 4. A denoising autoencoder
+# Train the same dense network to rebuild the *clean* digit from a *corrupted* one (Vincent et al.
+# 2008). It cannot simply copy its input any more: it has to know what digits look like. Two
+# corruptions: Gaussian noise (std 0.3, clipped to [0, 1]) and a blanked 3x3 patch (occlusion).
+
+# %%
+rng = np.random.default_rng(1)
+denoise_rows = [("clean", held.images[SHOW])]
+for noise in [ae.Noise("gaussian", factor=0.3), ae.Noise("patch", patch_size=3)]:
+    model = ae.DenoisingAutoencoder(ae.DenseAutoencoder((1, 8, 8), (128,), 8, rng=np.random.default_rng(0)), noise)
+    clean_error, _ = fit(model)
+    noisy = ae.corrupt(held.images, noise, rng)
+    print(f"{noise.kind:>8} noise: noisy input MSE {np.mean((noisy - held.images) ** 2):.4f}; "
+          f"denoised {ae.reconstruction_mse(model, noisy, held.images):.4f}; "
+          f"plain dense AE on the noisy input {ae.reconstruction_mse(dense, noisy, held.images):.4f}; "
+          f"PCA projection of the noisy input {np.mean((pca8.reconstruct(noisy.reshape(len(held), -1)) - flat) ** 2):.4f}")
+    results[f"denoising ({noise.kind}), clean input"] = clean_error
+    denoise_rows += [(f"{noise.kind} noise", noisy[SHOW]), ("denoised", ae.reconstruct(model, noisy[SHOW]))]
+rows(denoise_rows, "denoising.png")
+
+# %% [markdown]
+# ## 5. A sparse autoencoder
+# Give the code more room, 32 units, but make it expensive to use them: the code goes through a
+# ReLU (so a unit is either off, exactly 0, or on) and the loss adds an L1 penalty,
+# `loss = MSE + sparsity * mean(code)`. The penalty trades reconstruction error for fewer active
+# units per digit, and it also switches some units off for good ("dead" units): a ReLU unit that
+# is negative on every image gets no gradient back. A sweep over the penalty's weight:
+
+# %%
+sweep = {}
+for weight in [0.0, 0.01, 0.03, 0.1]:
+    model = ae.SparseAutoencoder((1, 8, 8), (128,), code=32, sparsity=weight, rng=np.random.default_rng(0))
+    error, _ = fit(model)
+    sweep[weight] = (model, error, ae.code_statistics(model, held.images))
+    stats = sweep[weight][2]
+    print(f"sparsity {weight:<4}: held-out MSE {error:.4f}, mean activation {stats['mean_activation']:.3f}, "
+          f"{stats['active_fraction']:.0%} of code values active, {stats['dead_units']} of 32 units dead")
+results["PCA (32)"] = fit_pca(train.images, 32).mse(flat)
+results["sparse (code 32, sparsity 0.03)"] = sweep[0.03][1]
+
+# %% [markdown]
+# What does each unit draw? Decode a code with one live unit at its largest held-out value and all
+# others at 0. Each one decodes to a rough digit-like template; a digit's code mixes a few of them
+# (the decoder has a hidden ReLU layer, so the mix is not a plain sum of these pictures).
+
+# %%
+sparse = sweep[0.03][0]
+z = ae.encode(sparse, held.images)
+live = np.flatnonzero((z > 0).any(axis=0))
+atoms = ae.map_batches(sparse, sparse.decode, np.diag(z.max(axis=0))[live].astype(np.float32))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 1.6]})
+for weight in [0.0, 0.03, 0.1]:
+    active = (ae.encode(sweep[weight][0], held.images) > 0).sum(axis=1)
+    axes[0].hist(active, bins=np.arange(34) - 0.5, alpha=0.6, label=f"sparsity {weight}")
+axes[0].set(xlabel="active units per digit (of 32)", ylabel="digits", title="How sparse the codes are")
+axes[0].legend(fontsize=8)
+axes[1].imshow(image_grid(atoms, ncols=10), cmap="gray")
+axes[1].set_title(f"one unit on (the {len(live)} live units, sparsity 0.03)", fontsize=9)
+axes[1].axis("off")
+save_figure(fig, OUT, "sparse_codes.png")
+
+# %% [markdown]
+# ## Summary
+# Held-out MSE per pixel on the fixed 20% of the digits (lower is better).
+
+# %%
+for name, value in results.items():
+    print(f"{name:>36}: {value:.4f}")
