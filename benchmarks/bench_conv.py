@@ -43,15 +43,21 @@ VGG_LAYERS = [(3, 64, 256), (64, 64, 256), (64, 128, 128), (128, 128, 128), (128
               (256, 256, 64), (256, 512, 32), (512, 512, 32), (512, 512, 16)]
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of fn() over ``repeats`` runs after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_times(fns: List[Optional[Callable[[], object]]], repeats: int) -> List[Optional[float]]:
+    """Median wall time of each fn() over ``repeats`` rounds, after one warm-up round.
+
+    The functions take turns within each round (ours, torch, ours, torch, ...), so that a machine
+    shared with other work slows both sides alike and the ratio stays fair. None entries stay None.
+    """
+    live = [fn for fn in fns if fn is not None]
+    times: dict = {id(fn): [] for fn in live}
+    for round_ in range(repeats + 1):
+        for fn in live:
+            start = time.perf_counter()
+            fn()
+            if round_ > 0:
+                times[id(fn)].append(time.perf_counter() - start)
+    return [statistics.median(times[id(fn)]) if fn is not None else None for fn in fns]
 
 
 def blas_threads() -> int:
@@ -75,7 +81,11 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     a @ b
-    best = min(median_time(lambda: a @ b, 1) for _ in range(repeats))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
 
@@ -85,8 +95,8 @@ def conv_flops(c_in: int, c_out: int, side: int, k: int = 3) -> float:
 
 
 # ---- tinygrad_cv ------------------------------------------------------------------------------------
-def ours_layer(c_in: int, c_out: int, side: int, repeats: int) -> Tuple[float, float]:
-    """(forward, forward + backward to input, weight and bias) seconds for one 3x3 conv layer."""
+def ours_layer(c_in: int, c_out: int, side: int) -> Tuple[Callable, Callable]:
+    """(forward, forward + backward to input, weight and bias) of one 3x3 conv layer, as callables."""
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((1, c_in, side, side), dtype=np.float32), requires_grad=True)
     w = Tensor(rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32) * 0.05, requires_grad=True)
@@ -99,14 +109,14 @@ def ours_layer(c_in: int, c_out: int, side: int, repeats: int) -> Tuple[float, f
     def forward_backward():
         F.conv2d(x, w, b, padding=1).sum().backward()
 
-    return median_time(forward, repeats), median_time(forward_backward, repeats)
+    return forward, forward_backward
 
 
-def ours_vgg16(weights: List[Tuple[np.ndarray, np.ndarray]], x0: np.ndarray, up_to: int = len(VGG16)):
-    """Our VGG16 features (frozen weights) as a function of an input Tensor."""
+def ours_vgg16(weights: List[Tuple[np.ndarray, np.ndarray]]) -> Callable[[Tensor], Tensor]:
+    """Our VGG16 features (frozen weights: plain arrays, no gradient) as a function of the input."""
     def net(x: Tensor) -> Tensor:
         convs = iter(weights)
-        for item in VGG16[:up_to]:
+        for item in VGG16:
             if item == "M":
                 x = F.max_pool2d(x, 2)
             else:
@@ -117,7 +127,7 @@ def ours_vgg16(weights: List[Tuple[np.ndarray, np.ndarray]], x0: np.ndarray, up_
 
 
 # ---- PyTorch (reference only) -------------------------------------------------------------------
-def torch_layer(c_in: int, c_out: int, side: int, repeats: int) -> Tuple[float, float]:
+def torch_layer(c_in: int, c_out: int, side: int) -> Tuple[Callable, Callable]:
     x = torch.randn(1, c_in, side, side, requires_grad=True)
     w = (torch.randn(c_out, c_in, 3, 3) * 0.05).requires_grad_()
     b = torch.zeros(c_out, requires_grad=True)
@@ -129,7 +139,7 @@ def torch_layer(c_in: int, c_out: int, side: int, repeats: int) -> Tuple[float, 
     def forward_backward():
         torch.nn.functional.conv2d(x, w, b, padding=1).sum().backward()
 
-    return median_time(forward, repeats), median_time(forward_backward, repeats)
+    return forward, forward_backward
 
 
 def torch_vgg16(weights: List[Tuple[np.ndarray, np.ndarray]]):
@@ -167,8 +177,10 @@ def bench_layers(size: int, repeats: int) -> None:
     for c_in, c_out, side in VGG_LAYERS:
         side = side * size // 256
         flops = conv_flops(c_in, c_out, side)
-        fwd, fwd_bwd = ours_layer(c_in, c_out, side, repeats)
-        t_fwd, t_fwd_bwd = torch_layer(c_in, c_out, side, repeats) if torch else (None, None)
+        fwd, fwd_bwd = ours_layer(c_in, c_out, side)
+        t_fwd, t_fwd_bwd = torch_layer(c_in, c_out, side) if torch else (None, None)
+        fwd, t_fwd = median_times([fwd, t_fwd], repeats)
+        fwd_bwd, t_fwd_bwd = median_times([fwd_bwd, t_fwd_bwd], repeats)
         name = f"{c_in:3d}->{c_out:3d} @ {side}x{side}"
         print(row(name + " fwd", flops, fwd, t_fwd))
         print(row(name + " fwd+bwd (x, w, b)", 3 * flops, fwd_bwd, t_fwd_bwd))
@@ -187,36 +199,34 @@ def bench_vgg16(size: int, repeats: int) -> None:
         flops += conv_flops(c_in, item, side)
         c_in = item
     x0 = rng.random((1, 3, size, size), dtype=np.float32)
-    net = ours_vgg16(weights, x0)
+    net = ours_vgg16(weights)
 
     def forward():
         with no_grad():
-            net(Tensor(x0))
+            return net(Tensor(x0)).numpy()
 
     def forward_backward():
         x = Tensor(x0, requires_grad=True)
         net(x).sum().backward()
 
-    fwd, fwd_bwd = median_time(forward, repeats), median_time(forward_backward, repeats)
-    t_fwd = t_fwd_bwd = None
     if torch:
         tnet = torch_vgg16(weights)
 
         def torch_forward():
             with torch.no_grad():
-                tnet(torch.from_numpy(x0))
+                return tnet(torch.from_numpy(x0)).numpy()
 
         def torch_forward_backward():
             x = torch.from_numpy(x0.copy()).requires_grad_()
             tnet(x).sum().backward()
 
-        t_fwd, t_fwd_bwd = median_time(torch_forward, repeats), median_time(torch_forward_backward, repeats)
-        with no_grad():
-            ours_out = net(Tensor(x0)).numpy()
-        with torch.no_grad():
-            torch_out = tnet(torch.from_numpy(x0)).numpy()
+        ours_out, torch_out = forward(), torch_forward()
         diff = np.abs(ours_out - torch_out).max() / np.abs(torch_out).max()
         print(f"\n(same weights: max |ours - torch| / max |torch| = {diff:.1e} on the conv5_3 output)")
+    else:
+        torch_forward = torch_forward_backward = None
+    fwd, t_fwd = median_times([forward, torch_forward], repeats)
+    fwd_bwd, t_fwd_bwd = median_times([forward_backward, torch_forward_backward], repeats)
     print(f"\nVGG16 conv stack (13 convs + ReLU + 4 max pools), 1x3x{size}x{size}, weights frozen")
     print(header())
     print(row("forward", flops, fwd, t_fwd))

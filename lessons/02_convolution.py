@@ -10,8 +10,9 @@
 # Read along: `tinygrad_cv/kernels/im2col.py`, `tinygrad_cv/kernels/conv.py`,
 # `tinygrad_cv/functional/conv.py`.
 #
-# Run: `python lessons/02_convolution.py [--out FOLDER]` (about half a minute on a laptop); figures go
-# to `lessons_out/02_convolution/` (or `$TINYGRAD_CV_LESSON_OUT/02_convolution/`, or FOLDER).
+# Run: `python lessons/02_convolution.py [--out FOLDER]` (seconds, plus a one-time fetch of the VGG16
+# weights for section 6 if they are not cached yet). Figures go to `lessons_out/02_convolution/`
+# (or `$TINYGRAD_CV_LESSON_OUT/02_convolution/`, or FOLDER).
 
 # %%
 import argparse

@@ -18,12 +18,6 @@ from tinygrad_cv.kernels.upsample import Scale
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
 
-def _wants_grad(fn: Function, i: int) -> bool:
-    """Whether input i of this op (a Tensor, or None for an absent bias) needs a gradient."""
-    parent = fn.parents[i]
-    return parent is not None and parent.requires_grad
-
-
 class Conv2d(Function):
     def forward(self, x: Any, w: Any, b: Any, stride: IntOrPair = 1, padding: IntOrPair = 0,
                 dilation: IntOrPair = 1) -> Any:
@@ -31,9 +25,13 @@ class Conv2d(Function):
         return kernels.conv2d_forward(x, w, b, stride, padding, dilation)
 
     def backward(self, grad: Any) -> tuple:
-        dx = kernels.conv2d_grad_input(grad, self.w, self.x.shape, *self.geometry) if _wants_grad(self, 0) else None
-        dw = kernels.conv2d_grad_weight(grad, self.x, self.w.shape, *self.geometry) if _wants_grad(self, 1) else None
-        db = kernels.conv2d_grad_bias(grad) if _wants_grad(self, 2) else None
+        dx = dw = db = None
+        if self.needs_grad[0]:
+            dx = kernels.conv2d_grad_input(grad, self.w, self.x.shape, *self.geometry)
+        if self.needs_grad[1]:
+            dw = kernels.conv2d_grad_weight(grad, self.x, self.w.shape, *self.geometry)
+        if self.needs_grad[2]:
+            db = kernels.conv2d_grad_bias(grad)
         return dx, dw, db
 
 
@@ -66,9 +64,13 @@ class ConvTranspose2d(Function):
         # y = A^T x, where A is conv2d with weight w (mapping y's space to x's). So dx = A dy, and
         # since <dy, A_w^T x> = <A_w dy, x>, dw is conv2d's weight gradient with input dy and
         # output gradient x.
-        dx = kernels.conv2d_forward(grad, self.w, None, *self.geometry) if _wants_grad(self, 0) else None
-        dw = kernels.conv2d_grad_weight(self.x, grad, self.w.shape, *self.geometry) if _wants_grad(self, 1) else None
-        db = kernels.conv2d_grad_bias(grad) if _wants_grad(self, 2) else None
+        dx = dw = db = None
+        if self.needs_grad[0]:
+            dx = kernels.conv2d_forward(grad, self.w, None, *self.geometry)
+        if self.needs_grad[1]:
+            dw = kernels.conv2d_grad_weight(self.x, grad, self.w.shape, *self.geometry)
+        if self.needs_grad[2]:
+            db = kernels.conv2d_grad_bias(grad)
         return dx, dw, db
 
 

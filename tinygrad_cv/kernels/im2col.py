@@ -123,6 +123,8 @@ def im2col(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, padding: IntOr
     Returns:
         cols: (C*KH*KW, N*OH*OW), same dtype and device as x.
     """
+    if x.ndim != 4:
+        raise ValueError(f"im2col: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     win = Window.of(kernel_size, stride, padding, dilation)
     OH, OW = win.output_size(x.shape, "im2col")
     gpu = gpu_kernels(x)
@@ -132,10 +134,10 @@ def im2col(x: Any, kernel_size: IntOrPair, stride: IntOrPair = 1, padding: IntOr
     (KH, KW), (SH, SW), (DH, DW) = win.kernel, win.stride, win.dilation
     xpad = pad2d(x, win.padding)
     # Every window position at stride 1, as a strided view of xpad: no copy yet.
-    patches = sliding_window_view(xpad, win.span, axis=(2, 3))  # (N, C, Hp-sh+1, Wp-sw+1, sh, sw)
+    patches = sliding_window_view(xpad, win.span, axis=(2, 3))  # (N, C, Hp-spanH+1, Wp-spanW+1, spanH, spanW)
     patches = patches[:, :, ::SH, ::SW, ::DH, ::DW]  # (N, C, OH, OW, KH, KW), keep strided stops/taps
     patches = patches.transpose(1, 4, 5, 0, 2, 3)  # (C, KH, KW, N, OH, OW)
-    # The one copy: C-order reshape walks OW innermost, reading each input row contiguously.
+    # The one copy: a C-order reshape walks OW innermost, reading input rows contiguously (stride 1).
     return patches.reshape(C * KH * KW, N * OH * OW)
 
 

@@ -1,6 +1,8 @@
 """Layers and networks: Module, Parameter, Linear, Sequential, activations, convolutions, init."""
 from tinygrad_cv.nn import init
+from tinygrad_cv.nn.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample
 from tinygrad_cv.nn.layers import Flatten, Linear, ReLU, Sequential, Sigmoid, Tanh, Unflatten
 from tinygrad_cv.nn.module import Module, Parameter
 
-__all__ = ["Module", "Parameter", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "Flatten", "Unflatten", "init"]
+__all__ = ["Module", "Parameter", "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "Flatten", "Unflatten", "init",
+           "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "Upsample"]
