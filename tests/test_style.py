@@ -78,7 +78,7 @@ def test_64px_run_lowers_style_loss_5x_in_20_iterations(imagenet_vgg16):
     result = stylize(vgg, sample_photo("china.jpg"), [swirl_painting()], StyleSettings(size=64, iters=20))
     assert result.status == "done" and result.image.shape == (43, 64, 3) and result.image.dtype == np.uint8
     assert len(result.history) == 20
-    first, last = result.history[0]["style"], result.history[-1]["style"]
+    first, last = result.initial["style"], result.history[-1]["style"]
     assert last * 5 <= first, (first, last)
 
 

@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     steps = len(result.history)
     print(f"wrote {output} ({result.image.shape[1]}x{result.image.shape[0]}) after {steps} iterations in {seconds:.1f} s")
     if result.history:
-        first, last = result.history[0], result.history[-1]
-        print("losses first -> last: " + ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in last if k != "loss"))
+        first, last = result.initial, result.history[-1]
+        print("losses start -> end: " + ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in last if k != "loss"))
     if result.status == "interrupted":
         print("interrupted: the image above is the last completed iteration", file=sys.stderr)
         return 130

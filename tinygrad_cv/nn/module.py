@@ -8,12 +8,12 @@ such as ``encoder.0.weight``.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
 from tinygrad_cv import backend
+from tinygrad_cv.io.cache import atomic_write
 from tinygrad_cv.tensor import Tensor
 
 
@@ -125,15 +125,6 @@ class Module:
 
 
 def save_npz_atomic(path: str, arrays: Dict[str, np.ndarray]) -> None:
-    """np.savez to a temporary file beside ``path``, then os.replace: never a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """np.savez through a temporary file that is renamed when complete: never a half-written file."""
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)

@@ -160,6 +160,7 @@ class RenderResult:
     steps: int  # steps completed
     status: str  # "done", "interrupted" or a sentence naming the non-finite term
     history: List[Dict[str, float]] = field(default_factory=list)  # per step: "loss" and every part
+    initial: Dict[str, float] = field(default_factory=dict)  # every part at the starting image
 
 
 Callback = Callable[[StepInfo], None]
@@ -210,6 +211,7 @@ def render(
             if not math.isfinite(value):
                 raise NonFiniteLoss(name, len(history) + 1)
         latest["parts"] = parts
+        latest.setdefault("initial", parts)
         return total * sign
 
     def after_step(step: int, loss: float) -> None:
@@ -236,7 +238,8 @@ def render(
         for p, data in zip(param.params, last_good):
             p.data = data
     image = backend.to_device(param.image().data, "cpu")
-    return RenderResult(np.ascontiguousarray(image, dtype=np.float32), len(history), status, history)
+    return RenderResult(np.ascontiguousarray(image, dtype=np.float32), len(history), status, history,
+                        latest.get("initial", {}))
 
 
 def _run_lbfgs(param: ImageParam, evaluate: Callable[[], Tensor], after_step: Callable[[int, float], None], steps: int) -> None:

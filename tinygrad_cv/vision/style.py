@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 import tinygrad_cv.functional as F
 from tinygrad_cv import no_grad
-from tinygrad_cv.tensor import Tensor
+from tinygrad_cv.kernels import conv3x3
+from tinygrad_cv.tensor import Function, Tensor
 from tinygrad_cv.vision.image import resize
 from tinygrad_cv.vision.render import Callback, Objective, PixelParam, RenderResult, RenderSettings, render
 
@@ -61,34 +62,64 @@ class StyleSettings:
 
 
 # ---- the losses, each a plain function of arrays of features -------------------------------------------
+class Gram(Function):
+    """G = F F^T / (H W) for each image's features F, the (C, H*W) matrix; dL/dF = (dG + dG^T) F / (H W).
+
+    F is read through ``pixel_rows`` as X = F^T, one row per pixel: for VGG's features, which are views
+    of zero-bordered channels-last buffers, X is the whole buffer as it lies in memory (its zero
+    border rows add nothing to X^T X), so neither direction copies the features.
+    """
+
+    def forward(self, features: Any) -> Any:
+        self.shape = features.shape
+        self.rows = conv3x3.pixel_rows(features)  # (N, P, C)
+        self.scale = 1.0 / (features.shape[2] * features.shape[3])
+        return (self.rows.transpose(0, 2, 1) @ self.rows) * self.scale  # (N, C, C)
+
+    def backward(self, grad: Any) -> Any:
+        symmetric = (grad + grad.transpose(0, 2, 1)) * self.scale  # (N, C, C)
+        return conv3x3.from_pixel_rows(self.rows @ symmetric, self.shape)  # (N, P, C) -> (N, C, H, W)
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """Channel correlations averaged over positions: G = F F^T / (H W).
 
     Shape: (N, C, H, W) -> (N, C, C).
     """
-    n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)  # (N, C, H*W)
-    return flat @ flat.transpose(0, 2, 1) / (h * w)
+    if features.ndim != 4:
+        raise ValueError(f"gram_matrix expects (N, C, H, W) features, got shape {features.shape}")
+    return Gram.apply(features)
 
 
-def relative_squared_error(value: Tensor, target: Tensor) -> Tensor:
-    """sum((value - target)^2) / sum(target^2): a scale-free mismatch (1.0 for value = 0)."""
-    scale = float((target.data.astype(np.float64) ** 2).sum()) + 1e-12
+def relative_squared_error(value: Tensor, target: Tensor, scale: Optional[float] = None) -> Tensor:
+    """sum((value - target)^2) / sum(target^2): a scale-free mismatch (1.0 for value = 0).
+
+    ``scale`` is sum(target^2) when the caller has it already (it is the same at every step).
+    """
+    if scale is None:
+        scale = squared_norm(target)
     return F.mse_loss(value, target, reduction="sum") / scale
+
+
+def squared_norm(target: Tensor) -> float:
+    """sum(target^2) in float64, plus a tiny constant so that a zero target does not divide by 0."""
+    return float((target.data.astype(np.float64) ** 2).sum()) + 1e-12
 
 
 def content_loss(layer: str, target: Tensor) -> Objective:
     """Relative squared error between the image's features and the content's features at ``layer``."""
-    return Objective.term("content", lambda feats, image: relative_squared_error(feats[layer], target), [layer])
+    scale = squared_norm(target)
+    return Objective.term("content", lambda feats, image: relative_squared_error(feats[layer], target, scale), [layer])
 
 
 def style_loss(layers: Sequence[str], targets: Sequence[Tensor], weights: Sequence[float]) -> Objective:
     """Weighted relative squared error between Gram matrices, summed over ``layers``."""
     total = float(sum(weights))
+    scales = [squared_norm(target) for target in targets]
 
     def fn(feats: Dict[str, Tensor], image: Tensor) -> Tensor:
-        parts = [relative_squared_error(gram_matrix(feats[name]), target) * (w / total)
-                 for name, target, w in zip(layers, targets, weights)]
+        parts = [relative_squared_error(gram_matrix(feats[name]), target, scale) * (w / total)
+                 for name, target, scale, w in zip(layers, targets, scales, weights)]
         return sum(parts[1:], parts[0])
 
     return Objective.term("style", fn, layers)
@@ -138,8 +169,9 @@ class StyleResult:
     image: np.ndarray  # uint8 (H, W, 3)
     status: str  # "done", "interrupted", or which loss term became non-finite
     history: List[Dict[str, float]] = field(default_factory=list)  # every step of every scale
+    initial: Dict[str, float] = field(default_factory=dict)  # each loss term at the first scale's start
     seconds: float = 0.0
-    evaluations_per_scale: List[int] = field(default_factory=list)
+    steps_per_scale: List[int] = field(default_factory=list)
 
 
 def style_targets(model, styles: Sequence[np.ndarray], settings: StyleSettings, side: int) -> List[Tensor]:
@@ -183,7 +215,7 @@ def stylize(
     if any(s < 16 for s in sides):
         raise ValueError(f"sizes must be at least 16 px, got {sides}")
     rng = np.random.default_rng(settings.seed)
-    start, history, evaluations = time.perf_counter(), [], []
+    start, history, steps_per_scale, initial = time.perf_counter(), [], [], {}
     current: Optional[np.ndarray] = None
     status = "done"
     for k, side in enumerate(sides):
@@ -206,7 +238,8 @@ def stylize(
             callbacks=per_step,
         )
         history += result.history
-        evaluations.append(result.steps)
+        initial = initial or result.initial
+        steps_per_scale.append(result.steps)
         current = to_uint8(result.image)
         if result.status != "done":
             status = result.status
@@ -214,7 +247,7 @@ def stylize(
     assert current is not None
     if settings.original_colors:
         current = original_colors(current, resize(content, current.shape[:2]))
-    return StyleResult(current, status, history, time.perf_counter() - start, evaluations)
+    return StyleResult(current, status, history, initial, time.perf_counter() - start, steps_per_scale)
 
 
 def _initial_image(settings: StyleSettings, content: np.ndarray, init_image: Optional[np.ndarray],
