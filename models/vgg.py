@@ -36,6 +36,7 @@ import numpy as np
 from tinygrad_cv import backend
 from tinygrad_cv import functional as F
 from tinygrad_cv import nn
+from tinygrad_cv.functional.conv import conv2d_relu
 from tinygrad_cv.io.weights import TORCHVISION, Convention, Weights, load_weights
 from tinygrad_cv.tensor import Tensor
 from tinygrad_cv.vision.image import ImageLike, to_rgb_uint8
@@ -67,7 +68,8 @@ class ConvReLU(nn.Module):
         self.bias = nn.Parameter(bias, requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(F.conv2d(x, self.weight, self.bias, padding=1))
+        # relu(conv2d(...)) fused into one op: same numbers, less memory (see conv2d_relu).
+        return conv2d_relu(x, self.weight, self.bias, padding=1)
 
     def extra_repr(self) -> str:
         out_channels, in_channels = self.weight.shape[:2]

@@ -24,3 +24,6 @@ __all__ = [
 from tinygrad_cv.functional.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d, upsample_nearest2d
 
 __all__ += ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]
+from tinygrad_cv.functional.resample import affine_sample, bilinear_sample, resize_bilinear
+
+__all__ += ["bilinear_sample", "affine_sample", "resize_bilinear"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Sequence, Tuple
 
 from tinygrad_cv import backend
+from tinygrad_cv.kernels import conv3x3
 from tinygrad_cv.kernels.im2col import IntOrPair, Window, col2im, im2col, pair
 
 
@@ -76,6 +77,16 @@ def conv2d_grad_bias(grad: Any) -> Any:
 
 def conv2d_grad_weight(grad: Any, x: Any, w_shape: Sequence[int], stride: IntOrPair = 1,
                        padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
+    """dL/dw, shape (O, C, KH, KW). 3x3 stride-1 padding-1 convolutions on NumPy arrays use nine
+    shifted products without any im2col buffer (kernels/conv3x3.py); all others im2col."""
+    if conv3x3.applies((x, grad), w_shape, stride, padding, dilation):
+        grad_taps = conv3x3.conv3x3_padded_grad_weight(conv3x3.as_padded(x), conv3x3.as_padded(grad))
+        return conv3x3.taps_to_weight(grad_taps)
+    return conv2d_grad_weight_im2col(grad, x, w_shape, stride, padding, dilation)
+
+
+def conv2d_grad_weight_im2col(grad: Any, x: Any, w_shape: Sequence[int], stride: IntOrPair = 1,
+                              padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
     """dL/dw = G @ X^T, reshaped to (O, C, KH, KW). X is recomputed from x (see the module notes).
 
     Computed as (X @ G^T)^T, the same numbers: with OpenBLAS, this orientation of the long, thin

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from tinygrad_cv import backend
+from tinygrad_cv.kernels.conv3x3 import empty_like_layout, zeros_like_layout
 from tinygrad_cv.kernels.dispatch import gpu_kernels
 from tinygrad_cv.kernels.im2col import IntOrPair, Window, pad2d, window_views
 
@@ -51,8 +52,9 @@ def max_pool2d_forward(x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPai
         return gpu.max_pool2d_forward(x, win, (OH, OW))
     xp = backend.get_array_module(x)
     taps = window_views(pad2d(x, win.padding, value=float("-inf")), win, (OH, OW))
-    y = taps[0].copy()
-    argmax = xp.zeros(y.shape, dtype=index_dtype(win))
+    y = empty_like_layout(x, taps[0].shape)  # channels-last between two fast 3x3 convolutions
+    y[...] = taps[0]
+    argmax = xp.zeros_like(y, dtype=index_dtype(win))  # same memory order as y
     for t, view in enumerate(taps[1:], start=1):
         better = view > y  # strict: on a tie the earlier tap keeps the max
         # argmax = t where better. t exceeds every index stored so far, so one maximum does it
@@ -83,7 +85,8 @@ def avg_pool2d_forward(x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPai
     """Mean over each window, padding counted as zeros (PyTorch's count_include_pad=True)."""
     win, (OH, OW) = pool_window(x.shape, kernel_size, stride, padding, "avg_pool2d")
     taps = window_views(pad2d(x, win.padding), win, (OH, OW))
-    y = taps[0].copy()
+    y = empty_like_layout(x, taps[0].shape)
+    y[...] = taps[0]
     for view in taps[1:]:
         y += view
     y *= 1.0 / len(taps)
@@ -107,10 +110,10 @@ def index_dtype(win: Window) -> Any:
 
 
 def _zero_padded(like: Any, x_shape: Sequence[int], win: Window) -> Any:
-    """Zeros of the padded input's shape, dtype and device of ``like``."""
+    """Zeros of the padded input's shape, dtype, device and (see ``empty_like_layout``) layout of ``like``."""
     N, C, H, W = x_shape
     ph, pw = win.padding
-    return backend.get_array_module(like).zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=like.dtype)
+    return zeros_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
 
 
 def _crop(xpad: Any, win: Window) -> Any:

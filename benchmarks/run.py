@@ -1,0 +1,410 @@
+"""The performance table: tinygrad_cv next to PyTorch CPU on the work this course does.
+
+Run (NumPy's BLAS at full speed: the two variables are unset for this command only):
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
+
+Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorch take turns):
+  a. VGG16 up to conv5_1, forward + backward to the input, 1x3xSxS, S = 256 and 512.
+  b. One style-transfer evaluation as L-BFGS calls it: VGG16 features of the image (conv1_1 ...
+     conv5_1 and conv4_2), content + style (Gram) + total-variation loss, gradient to the pixels.
+     china.jpg resized to 256 and 512 px on its longest side, the generated 'swirls' style.
+  c. One training step (forward, backward, Adam) of the conv autoencoder, batch 128, 1x28x28.
+  d. The same for the dense autoencoder (784-128-8-128-784).
+Both frameworks compute the same function from the same weights (seeded random VGG16 weights:
+speed does not depend on the values) and the table shows how far their results differ. GFLOP/s
+counts the multiply-adds of convolutions, matrix products and Gram matrices (x2); the ceiling is a
+large float32 matrix product through NumPy, which no im2col/GEMM-based convolution can beat.
+Peak RSS for (b) at 512 px is measured in a fresh subprocess per framework (``--rss-child``), so
+neither masks the other. PyTorch is optional: without it only our column is filled.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, uninstalled
+
+torch = TF = None  # PyTorch, a reference only (tinygrad_cv never imports it): see import_torch
+
+
+def import_torch() -> None:
+    """Import PyTorch if it is installed. Not at the top of the file, so that the subprocess that
+    measures our peak memory does not carry PyTorch's libraries in its resident set."""
+    global torch, TF
+    try:
+        import torch
+        import torch.nn.functional as TF
+    except ImportError:
+        torch = TF = None
+
+VGG_CONVS_TO_CONV5_1 = 10
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CONTENT_LAYER = "conv4_2"
+Case = Tuple[Callable[[], Any], Optional[Callable[[], Any]], float]  # ours, torch, FLOPs
+
+
+# ---- timing -----------------------------------------------------------------------------------------
+def median_times(fns: List[Optional[Callable[[], Any]]], repeats: int) -> List[Optional[float]]:
+    """Median wall time of each fn over ``repeats`` rounds after a warm-up round; within a round the
+    functions take turns, so that other load on the machine slows both sides alike."""
+    live = [f for f in fns if f is not None]
+    times: Dict[int, List[float]] = {id(f): [] for f in live}
+    for round_ in range(repeats + 1):
+        for f in live:
+            start = time.perf_counter()
+            f()
+            if round_:
+                times[id(f)].append(time.perf_counter() - start)
+    return [statistics.median(times[id(f)]) if f is not None else None for f in fns]
+
+
+def gemm_ceiling(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n x n float32 matrix product through NumPy (best of ``repeats``)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def blas_threads() -> int:
+    try:
+        from threadpoolctl import threadpool_info
+
+        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+        if counts:
+            return int(counts[0])
+    except ImportError:
+        pass
+    return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+# ---- VGG16, shared by (a) and (b) ---------------------------------------------------------------------
+def vgg_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
+    """2 x multiply-adds of VGG16's convolutions up to ``deepest``, forward only, batch 1."""
+    from models.vgg import layer_plan
+
+    flops, c_in, h, w = 0.0, 3, height, width
+    for name, c_out in layer_plan("vgg16"):
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+        else:
+            flops += 2.0 * c_in * c_out * 9 * h * w
+            c_in = c_out
+        if name == deepest:
+            return flops
+    return flops
+
+
+def torch_vgg(model) -> Callable:
+    """PyTorch's version of our VGG's feature function, with the same (frozen) weights."""
+    convs = {name: (torch.from_numpy(getattr(model, name).weight.numpy().copy()),
+                    torch.from_numpy(getattr(model, name).bias.numpy().copy()))
+             for name in model.layer_names if name.startswith("conv")}
+
+    def features(x: "torch.Tensor", layers: List[str]) -> Dict[str, "torch.Tensor"]:
+        deepest = max(model.layer_names.index(n) for n in layers)
+        out = {}
+        for name in model.layer_names[:deepest + 1]:
+            x = TF.max_pool2d(x, 2) if name.startswith("pool") else TF.relu(TF.conv2d(x, *convs[name], padding=1))
+            if name in layers:
+                out[name] = x
+        return out
+
+    return features
+
+
+def case_vgg(model, side: int) -> Tuple[Case, str]:
+    """(a) VGG16 to conv5_1, forward + backward to the input."""
+    from tinygrad_cv import Tensor
+
+    x0 = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+
+    def ours():
+        x = Tensor(x0, requires_grad=True)
+        model(x, layers=["conv5_1"])["conv5_1"].sum().backward()
+        return x.grad
+
+    theirs = None
+    check = ""
+    if torch is not None:
+        features = torch_vgg(model)
+
+        def theirs():
+            x = torch.from_numpy(x0).requires_grad_()
+            features(x, ["conv5_1"])["conv5_1"].sum().backward()
+            return x.grad.numpy()
+
+        check = f"grad diff {relative_difference(ours(), theirs()):.0e}"
+    return (ours, theirs, 2 * vgg_flops(side, side)), check
+
+
+# ---- (b) one style-transfer evaluation --------------------------------------------------------------------
+def style_images(side: int) -> Tuple[np.ndarray, np.ndarray]:
+    from tinygrad_cv.vision.samples import sample_photo, swirl_painting
+    from tinygrad_cv.vision.style import fit_longest_side
+
+    return fit_longest_side(sample_photo("china.jpg"), side), fit_longest_side(swirl_painting(), side)
+
+
+def style_flops(height: int, width: int) -> float:
+    """VGG forward + backward to the input, plus Gram matrices forward and backward."""
+    flops, h, w = 2 * vgg_flops(height, width), height, width
+    for block, channels in enumerate((64, 128, 256, 512, 512)):
+        flops += 3 * 2.0 * channels * channels * h * w  # G = F F^T, then dF = (dG + dG^T) F
+        h, w = h // 2, w // 2
+    return flops
+
+
+def ours_style_eval(model, side: int) -> Callable[[], np.ndarray]:
+    """The function L-BFGS calls in tinygrad_cv.vision.style.stylize: loss and gradient of the pixels."""
+    from tinygrad_cv import Tensor, no_grad
+    from tinygrad_cv.vision.style import StyleSettings, content_loss, style_loss, style_targets, to_tensor, tv_loss
+
+    settings = StyleSettings(size=side)
+    content, style = style_images(side)
+    with no_grad():
+        x = to_tensor(content)
+        target = model(model.normalize(x), layers=[CONTENT_LAYER])[CONTENT_LAYER]
+    objective = (settings.content_weight * content_loss(CONTENT_LAYER, target)
+                 + settings.style_weight * style_loss(settings.style_layers,
+                                                      style_targets(model, [style], settings, side),
+                                                      settings.style_layer_weights)
+                 + settings.tv_weight * tv_loss())
+    pixels = Tensor(to_tensor(content).data, requires_grad=True)
+
+    def evaluate() -> np.ndarray:
+        pixels.grad = None
+        total, _ = objective(model(model.normalize(pixels), objective.layers), pixels)
+        total.backward()
+        return pixels.grad
+
+    return evaluate
+
+
+def torch_style_eval(model, side: int) -> Callable[[], np.ndarray]:
+    """The same loss in plain PyTorch (the usual way to write Gatys et al. in it)."""
+    from tinygrad_cv.vision.style import StyleSettings
+
+    settings = StyleSettings(size=side)
+    features = torch_vgg(model)
+    c = model.convention
+    scale = torch.tensor(np.asarray(c.max_value) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1)
+    shift = torch.tensor(np.asarray(c.mean) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1)
+    bgr = c.channel_order == "BGR"
+
+    def normalize(x):
+        return (x.flip(1) if bgr else x) * scale - shift
+
+    def gram(f):
+        n, ch, h, w = f.shape
+        flat = f.reshape(n, ch, h * w)
+        return flat @ flat.transpose(1, 2) / (h * w)
+
+    def image(array):
+        return torch.from_numpy(array.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+
+    content, style = style_images(side)
+    with torch.no_grad():
+        target = features(normalize(image(content)), [CONTENT_LAYER])[CONTENT_LAYER]
+        style_feats = features(normalize(image(style)), list(STYLE_LAYERS))
+        grams = [gram(style_feats[name]) for name in STYLE_LAYERS]
+    scales = [float((t.double() ** 2).sum()) + 1e-12 for t in [target] + grams]
+    layers = list(STYLE_LAYERS) + [CONTENT_LAYER]
+    pixels = image(content).requires_grad_()
+    w_style = settings.style_weight / len(STYLE_LAYERS)
+
+    def evaluate() -> np.ndarray:
+        pixels.grad = None
+        feats = features(normalize(pixels), layers)
+        loss = settings.content_weight * ((feats[CONTENT_LAYER] - target) ** 2).sum() / scales[0]
+        for name, g, s in zip(STYLE_LAYERS, grams, scales[1:]):
+            loss = loss + w_style * ((gram(feats[name]) - g) ** 2).sum() / s
+        dy = pixels[:, :, 1:, :] - pixels[:, :, :-1, :]
+        dx = pixels[:, :, :, 1:] - pixels[:, :, :, :-1]
+        loss = loss + settings.tv_weight * ((dy * dy).mean() + (dx * dx).mean())
+        loss.backward()
+        return pixels.grad.numpy()
+
+    return evaluate
+
+
+def case_style(model, side: int) -> Tuple[Case, str]:
+    ours = ours_style_eval(model, side)
+    theirs = torch_style_eval(model, side) if torch is not None else None
+    check = f"grad diff {relative_difference(ours(), theirs()):.0e}" if theirs else ""
+    h, w = style_images(side)[0].shape[:2]
+    return (ours, theirs, style_flops(h, w)), check
+
+
+def peak_rss_mib(framework: str, side: int) -> Optional[float]:
+    """Peak resident memory (MiB) of a fresh process that sets up (b) and runs three evaluations."""
+    if framework == "torch" and torch is None:
+        return None
+    cmd = [sys.executable, __file__, "--rss-child", framework, "--rss-side", str(side)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+
+
+def rss_child(framework: str, side: int) -> None:
+    from models.vgg import load_vgg
+
+    model = load_vgg("vgg16", weights="random", seed=0)
+    evaluate = ours_style_eval(model, side) if framework == "ours" else torch_style_eval(model, side)
+    for _ in range(3):
+        evaluate()
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+# ---- (c), (d) autoencoder training steps --------------------------------------------------------------------
+def case_autoencoder(kind: str, batch: int = 128) -> Tuple[Case, str]:
+    from models.autoencoder import build_autoencoder, train_step
+    from tinygrad_cv import optim
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_autoencoder import torch_copy
+
+    rng = np.random.default_rng(0)
+    model = build_autoencoder(kind, (1, 28, 28), rng=rng)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    flops = 3 * autoencoder_flops(model, batch)  # forward, and backward to inputs and to weights
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    def ours():
+        return train_step(model, opt, x)
+
+    theirs = None
+    if torch is not None:
+        reference = torch_copy(model)
+        topt = torch.optim.Adam(reference.parameters(), lr=1e-3)
+        xt = torch.from_numpy(x)
+
+        def theirs():
+            topt.zero_grad()
+            loss = TF.mse_loss(reference(xt), xt)
+            loss.backward()
+            topt.step()
+            return float(loss)
+
+    check = f"loss diff {abs(ours() - theirs()) / abs(theirs()):.0e}" if theirs else ""
+    return (ours, theirs, flops), check
+
+
+def autoencoder_flops(model, batch: int) -> float:
+    """2 x multiply-adds of the Linear and Conv2d layers for one forward pass of ``batch`` images."""
+    from tinygrad_cv import Tensor, nn, no_grad
+    from tinygrad_cv.nn.conv import Conv2d
+
+    flops, h = 0.0, Tensor(np.zeros((1, 1, 28, 28), np.float32))
+    with no_grad():
+        for layer in list(model.encoder.layers) + list(model.decoder.layers):
+            out = layer(h)
+            if isinstance(layer, nn.Linear):
+                flops += 2.0 * layer.weight.size
+            elif isinstance(layer, Conv2d):
+                flops += 2.0 * layer.weight.size * out.shape[2] * out.shape[3]
+            h = out
+    return flops * batch
+
+
+# ---- the report ---------------------------------------------------------------------------------------------
+def relative_difference(ours: Any, theirs: Any) -> float:
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+
+
+def table_row(name: str, case: Case, check: str, repeats: int, ceiling: float) -> str:
+    ours_fn, torch_fn, flops = case
+    ours, theirs = median_times([ours_fn, torch_fn], repeats)
+    ratio = f"{ours / theirs:.2f}" if theirs else "-"
+    t_s = f"{theirs:.3f}" if theirs else "-"
+    t_gf = f"{flops / theirs / 1e9:.0f}" if theirs else "-"
+    return (f"| {name} | {ours:.3f} | {t_s} | **{ratio}** | {flops / ours / 1e9:.0f} | {t_gf} | "
+            f"{ceiling:.0f} | {check} |")
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = ", load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {os.cpu_count()} CPUs{load}"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="image sides for (a) and (b)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (median shown)")
+    parser.add_argument("--only", nargs="+", choices=list("abcd"), default=list("abcd"), help="cases to run")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--rss-child", choices=("ours", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--rss-side", type=int, default=512, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        if args.rss_child == "torch":
+            import_torch()
+        rss_child(args.rss_child, args.rss_side)
+        return 0
+    import_torch()
+
+    from models.vgg import load_vgg
+
+    threads = blas_threads()
+    if torch is not None:
+        torch.set_num_threads(threads)
+    slow = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    print(f"{datetime.date.today()}  {machine_line()}")
+    print(f"Python {platform.python_version()}, NumPy {np.__version__}, {threads} BLAS threads; PyTorch "
+          + (f"{torch.__version__} ({torch.get_num_threads()} threads)" if torch else "not installed"))
+    if slow:
+        print(f"note: {', '.join(slow)} set: NumPy's BLAS runs below full speed (see the docstring)")
+    ceiling = gemm_ceiling()
+    print(f"float32 GEMM ceiling (2048^3 through NumPy): {ceiling:.0f} GFLOP/s\n")
+    print("| case | ours s | PyTorch s | ratio | ours GFLOP/s | PyTorch GFLOP/s | GEMM ceiling | same result? |")
+    print("|---|---|---|---|---|---|---|---|")
+    model = load_vgg("vgg16", weights="random", seed=0)
+    for side in args.sizes if "a" in args.only else []:
+        case, check = case_vgg(model, side)
+        print(table_row(f"(a) VGG16 to conv5_1, fwd + bwd, {side}x{side}", case, check, args.repeats, ceiling), flush=True)
+    for side in args.sizes if "b" in args.only else []:
+        case, check = case_style(model, side)
+        h, w = style_images(side)[0].shape[:2]
+        print(table_row(f"(b) style-transfer evaluation, {w}x{h}", case, check, args.repeats, ceiling), flush=True)
+    for kind, label in (("conv", "c"), ("dense", "d")):
+        if label in args.only:
+            case, check = case_autoencoder(kind)
+            name = f"({label}) {kind} autoencoder train step, batch 128, 28x28"
+            print(table_row(name, case, check, max(args.repeats, 20), ceiling), flush=True)
+    if "b" in args.only and not args.no_rss:
+        side = max(args.sizes)
+        ours, theirs = peak_rss_mib("ours", side), peak_rss_mib("torch", side)
+        ratio = f", ratio {ours / theirs:.2f}" if theirs else ""
+        print(f"\nPeak RSS of a process running (b) at {side} px: ours {ours:.0f} MiB, PyTorch "
+              + (f"{theirs:.0f} MiB" if theirs else "-") + ratio)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
