@@ -54,7 +54,7 @@ class PCA:
 
 def _as_matrix(x: Any) -> Any:
     """(n, ...) -> (n, d): images are flattened to vectors."""
-    x = x if backend.is_cupy_array(x) else np.asarray(x)
+    x = backend.get_array_module(x).asarray(x)
     if x.ndim < 2:
         raise ValueError(f"PCA needs data of shape (n, d) (or (n, ...) to flatten), got {x.shape}")
     return x.reshape(x.shape[0], -1)

@@ -74,9 +74,7 @@ def _as_array(value: Any, dtype: Any) -> Any:
     """Turn a Python scalar, list or array into an array of the given float dtype."""
     if isinstance(value, Tensor):
         return value.data
-    if backend.is_cupy_array(value):
-        return value.astype(dtype, copy=False)
-    return np.asarray(value, dtype=dtype)
+    return backend.get_array_module(value).asarray(value, dtype=dtype)
 
 
 def _default_dtype(array: Any) -> Any:
@@ -99,8 +97,7 @@ class Tensor:
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        if not backend.is_cupy_array(data):
-            data = np.asarray(data)
+        data = backend.get_array_module(data).asarray(data)
         self.data = data.astype(dtype if dtype is not None else _default_dtype(data), copy=False)
         self.requires_grad = requires_grad
         self.grad: Any = None
