@@ -154,7 +154,7 @@ def case_vgg(model, side: int) -> Tuple[Case, str]:
             features(x, ["conv5_1"])["conv5_1"].sum().backward()
             return x.grad.numpy()
 
-        check = f"grad diff {relative_difference(ours(), theirs()):.0e}"
+        check = f"grad rel. diff {relative_difference(ours(), theirs()):.0e}"
     return (ours, theirs, 2 * vgg_flops(side, side)), check
 
 
@@ -251,7 +251,7 @@ def torch_style_eval(model, side: int) -> Callable[[], np.ndarray]:
 def case_style(model, side: int) -> Tuple[Case, str]:
     ours = ours_style_eval(model, side)
     theirs = torch_style_eval(model, side) if torch is not None else None
-    check = f"grad diff {relative_difference(ours(), theirs()):.0e}" if theirs else ""
+    check = f"grad rel. diff {relative_difference(ours(), theirs()):.0e}" if theirs else ""
     h, w = style_images(side)[0].shape[:2]
     return (ours, theirs, style_flops(h, w)), check
 
@@ -272,7 +272,19 @@ def rss_child(framework: str, side: int) -> None:
     evaluate = ours_style_eval(model, side) if framework == "ours" else torch_style_eval(model, side)
     for _ in range(3):
         evaluate()
-    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mib": peak_rss_of_this_process() / 2**20}))
+
+
+def peak_rss_of_this_process() -> float:
+    """Bytes: VmHWM from /proc (Linux), else getrusage. Linux's ru_maxrss is no good here: it
+    carries over the parent's resident size from fork through exec, so every child would report at
+    least the size of the benchmark process that started it."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(float(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 # ---- (c), (d) autoencoder training steps --------------------------------------------------------------------
@@ -303,7 +315,7 @@ def case_autoencoder(kind: str, batch: int = 128) -> Tuple[Case, str]:
             loss = TF.mse_loss(reference(xt), xt)
             loss.backward()
             topt.step()
-            return float(loss)
+            return float(loss.detach())
 
     check = f"loss diff {abs(ours() - theirs()) / abs(theirs()):.0e}" if theirs else ""
     return (ours, theirs, flops), check
@@ -328,8 +340,9 @@ def autoencoder_flops(model, batch: int) -> float:
 
 # ---- the report ---------------------------------------------------------------------------------------------
 def relative_difference(ours: Any, theirs: Any) -> float:
+    """||ours - theirs|| / ||theirs|| (Euclidean norms over all elements)."""
     ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+    return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
 
 
 def table_row(name: str, case: Case, check: str, repeats: int, ceiling: float) -> str:

@@ -165,8 +165,9 @@ def test_other_geometries_and_float16_take_the_reference_path():
 
 
 def test_no_im2col_sized_buffer():
-    """Forward + backward of a 64-channel 64x64 layer: peak memory well under im2col's 9x buffer."""
-    x, w, b, _ = arrays((1, 64, 64, 64, 64), seed=6)
+    """Forward + backward of a 64-channel 256x256 layer: peak memory well under im2col's 9x buffer
+    (the output, the gradients and a few cache-sized Winograd bands)."""
+    x, w, b, _ = arrays((1, 64, 64, 256, 256), seed=6)
     activation = x.nbytes
     xt = Tensor(x, requires_grad=True)
     tracemalloc.start()
@@ -176,7 +177,7 @@ def test_no_im2col_sized_buffer():
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 5 * activation, f"peak {peak / activation:.1f}x the activation (im2col alone is 9x)"
+    assert peak < 6 * activation, f"peak {peak / activation:.1f}x the activation (im2col alone is 9x)"
 
 
 # ---- Gram matrices read the padded buffer in place --------------------------------------------------------
@@ -248,8 +249,8 @@ def test_winograd_ops_pass_gradcheck(shape, seed, relu):
 
 
 def test_vgg_sized_channels_choose_winograd():
-    assert winograd.worth_it(128, 256) and winograd.worth_it(512, 512)
-    assert not winograd.worth_it(64, 128) and not winograd.worth_it(3, 64)
+    assert winograd.worth_it(64, 128) and winograd.worth_it(512, 512)
+    assert not winograd.worth_it(3, 64) and not winograd.worth_it(64, 3)  # VGG's first layer
     x, w, b, _ = arrays((1, 128, 128, 4, 4), seed=10)
     y = conv2d_relu(Tensor(x, requires_grad=True), Tensor(w), Tensor(b), padding=1)
     assert y._ctx.U is not None and y._ctx.taps is None
@@ -294,3 +295,17 @@ def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
     one = conv3x3.interior(winograd.winograd_conv3x3_padded(conv3x3.as_padded(x), winograd.filter_transform(
         conv3x3.taps(w)), b, relu=True))
     np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 3000])
+def test_parallel_matrix_products_match_numpy(rows):
+    from tinygrad_cv.kernels import parallel
+
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((rows, 6, 2))[:, :, 0]  # a non-contiguous view
+    b = rng.standard_normal((rows, 5))
+    np.testing.assert_allclose(parallel.matmul_at_b(a, b), a.T @ b, rtol=1e-10, atol=1e-10)
+    c = rng.standard_normal((6, 4))
+    out = np.empty((rows, 4))
+    assert parallel.matmul(a, c, out=out) is out
+    np.testing.assert_allclose(out, a @ c, rtol=1e-10, atol=1e-12)

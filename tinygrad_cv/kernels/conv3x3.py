@@ -22,7 +22,7 @@ The output Y has the same padded shape as the input, (N, H+2, W+2, O), ready for
 q on the border (i or j equal to 0 or H+1, W+1) get meaningless sums (their taps wrap into the
 neighbouring row or image); they are set back to zero at the end, so Y is zero-padded too.
 
-Backward, the same kernel serves twice (``conv3x3_padded_grad_input``, ``conv3x3_padded_grad_weight``):
+Backward, the same idea twice (``conv3x3_padded_grad_input``, ``conv3x3_padded_grad_weight``):
 - dL/dX[r] = sum_t dL/dY[r - s_t] @ T_t^T: the same nine shifted products, with the taps reversed
   (s -> -s is (kh, kw) -> (2 - kh, 2 - kw)) and each tap transposed (C <-> O). That is the
   "convolution with the flipped kernel" of kernels/conv.py, on the padded grid.
@@ -36,8 +36,9 @@ Memory and speed, which is what this is for:
 - A whole network of these layers never changes layout: ``interior(ypad)`` is an NCHW *view* of the
   padded buffer, and ``as_padded`` recognises such a view and hands back its buffer without a copy.
 
-``kernels/conv.py`` (im2col + one GEMM) stays the reference: tests/test_fast_conv.py checks this file
-against it.
+On layers with 64 channels or more, kernels/winograd.py computes the same convolution on the same
+padded layout with 2.25x fewer multiplications. ``kernels/conv.py`` (im2col + one GEMM) stays the
+reference: tests/test_fast_conv.py checks both files against it.
 """
 from __future__ import annotations
 
@@ -265,7 +266,16 @@ def relu_mask_grad(grad: Any, ypad: Any) -> Any:
     gpad = np.empty_like(ypad)
     grad_buffer = padded_buffer_of(grad)
     if grad_buffer is not None:  # both padded: whole contiguous buffers (zero borders stay zero)
-        np.multiply(grad_buffer, ypad > 0, out=gpad)
-        return gpad
-    np.multiply(grad, interior(ypad) > 0, out=interior(gpad))
+        grad, y, out = (a.reshape(-1, a.shape[3]) for a in (grad_buffer, ypad, gpad))  # (pixels, O)
+        axis = 0
+    else:  # any layout: the NCHW views, cut along H
+        y, out = interior(ypad), interior(gpad)
+        axis = 2
+
+    def rows(r: range) -> None:
+        part = (slice(None),) * axis + (slice(r.start, r.stop),)
+        np.multiply(grad[part], y[part] > 0, out=out[part])
+
+    row_bytes = out.nbytes // out.shape[axis]
+    parallel_map(rows, split(0, out.shape[axis], BLOCK_BYTES // row_bytes, at_least=2 * workers()))
     return zero_border(gpad)

@@ -24,6 +24,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, List, Optional
 
+import numpy as np
+
 _state = threading.local()  # .inside: this thread is already running a block
 _executor: Optional[ThreadPoolExecutor] = None
 _blas_controller: Any = None
@@ -61,6 +63,45 @@ def split(start: int, stop: int, size: int, at_least: int = 0) -> List[range]:
     return [range(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
 
 
+def matmul(a: Any, b: Any, out: Optional[Any] = None) -> Any:
+    """a @ b for 2-D NumPy arrays, the rows of a (and of the result) cut into blocks, one per core.
+
+    For products outside the kernels' parallel blocks (the gradient of a Gram matrix), so that they
+    too run as single-threaded BLAS calls that do not wait for one another. CuPy: plain ``a @ b``.
+    """
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        return _assign(out, a @ b)
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+
+    def rows(r: range) -> None:
+        np.matmul(a[r.start:r.stop], b, out=out[r.start:r.stop])
+
+    row_bytes = max(1, (a.shape[1] + b.shape[1]) * a.itemsize)
+    parallel_map(rows, split(0, a.shape[0], max(1, 2**20 // row_bytes), at_least=2 * workers()))
+    return out
+
+
+def matmul_at_b(a: Any, b: Any, out: Optional[Any] = None) -> Any:
+    """a^T @ b for 2-D NumPy arrays with a long common first axis (a Gram matrix F F^T, say).
+
+    The common axis is cut into slabs, one product per slab on every core, and the small partial
+    results are added. CuPy: plain ``a.T @ b``.
+    """
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or len(a) == 0:
+        return _assign(out, a.T @ b)
+    slabs = split(0, a.shape[0], -(-a.shape[0] // workers()))
+    partials = parallel_map(lambda r: a[r.start:r.stop].T @ b[r.start:r.stop], slabs)
+    return _assign(out, sum(partials[1:], partials[0]))
+
+
+def _assign(out: Optional[Any], value: Any) -> Any:
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
 def _run(fn: Callable[[Any], Any], block: Any) -> Any:
     _state.inside = True
     try:
@@ -74,6 +115,16 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="tinygrad_cv")
     return _executor
+
+
+def _forget_pool() -> None:
+    """In a child made by fork the pool's threads do not exist: start a new pool when needed."""
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _controller() -> Any:

@@ -10,6 +10,10 @@ Max-pool ties are broken deterministically: the tap that comes first in row-majo
 keeps, for every output, the index kh*KW + kw of the winning tap (``argmax``, uint8 when the window
 has at most 256 taps); the backward pass routes each output gradient to that tap. A NaN in a window
 makes its maximum NaN (``maximum`` propagates it), as in PyTorch.
+
+Max pooling on NumPy arrays is done in slices of output rows, one thread per core
+(kernels/parallel.py), and keeps the padded channels-last layout of the fast 3x3 convolutions
+(kernels/conv3x3.py) when its input comes in it, so the convolution after it needs no copy.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from tinygrad_cv import backend
 from tinygrad_cv.kernels.conv3x3 import empty_like_layout, zeros_like_layout
 from tinygrad_cv.kernels.dispatch import gpu_kernels
 from tinygrad_cv.kernels.im2col import IntOrPair, Window, pad2d, window_views
+from tinygrad_cv.kernels.parallel import parallel_map, split, workers
 
 
 def pool_window(x_shape: Sequence[int], kernel_size: IntOrPair, stride: Optional[IntOrPair], padding: IntOrPair,
@@ -53,14 +58,19 @@ def max_pool2d_forward(x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPai
     xp = backend.get_array_module(x)
     taps = window_views(pad2d(x, win.padding, value=float("-inf")), win, (OH, OW))
     y = empty_like_layout(x, taps[0].shape)  # channels-last between two fast 3x3 convolutions
-    y[...] = taps[0]
     argmax = xp.zeros_like(y, dtype=index_dtype(win))  # same memory order as y
-    for t, view in enumerate(taps[1:], start=1):
-        better = view > y  # strict: on a tie the earlier tap keeps the max
-        # argmax = t where better. t exceeds every index stored so far, so one maximum does it
-        # (several times faster than a masked assignment in NumPy).
-        xp.maximum(argmax, better * argmax.dtype.type(t), out=argmax)
-        xp.maximum(y, view, out=y)
+
+    def rows(r: slice) -> None:  # output rows r: independent of the other rows
+        out, best = y[:, :, r], argmax[:, :, r]
+        out[...] = taps[0][:, :, r]
+        for t, view in enumerate(taps[1:], start=1):
+            better = view[:, :, r] > out  # strict: on a tie the earlier tap keeps the max
+            # best = t where better. t exceeds every index stored so far, so one maximum does it
+            # (several times faster than a masked assignment in NumPy).
+            xp.maximum(best, better * best.dtype.type(t), out=best)
+            xp.maximum(out, view[:, :, r], out=out)
+
+    parallel_map(rows, row_slices(y))
     return y, argmax
 
 
@@ -75,8 +85,14 @@ def max_pool2d_backward(grad: Any, argmax: Any, x_shape: Sequence[int], kernel_s
     if gpu is not None:
         return gpu.max_pool2d_backward(grad, argmax, tuple(x_shape), win, (OH, OW))
     dx = _zero_padded(grad, x_shape, win)
-    for t, view in enumerate(window_views(dx, win, (OH, OW))):
-        view += grad * (argmax == t)
+    views = window_views(dx, win, (OH, OW))
+
+    def rows(r: slice) -> None:  # output rows r; their windows overlap no other rows' (see below)
+        for t, view in enumerate(views):
+            view[:, :, r] += grad[:, :, r] * (argmax[:, :, r] == t)
+
+    # Output rows can be done in parallel only if their windows do not overlap (stride >= kernel).
+    parallel_map(rows, row_slices(grad) if win.stride[0] >= win.kernel[0] else [slice(None)])
     return _crop(dx, win)
 
 
@@ -102,6 +118,15 @@ def avg_pool2d_backward(grad: Any, x_shape: Sequence[int], kernel_size: IntOrPai
     for view in window_views(dx, win, (OH, OW)):
         view += share
     return _crop(dx, win)
+
+
+def row_slices(y: Any) -> list:
+    """Output rows (axis 2 of (N, C, OH, OW)) in slices of about 1 MB, for ``parallel_map``. One
+    slice for CuPy arrays: the GPU is parallel already."""
+    if not isinstance(y, np.ndarray) or y.size == 0:
+        return [slice(None)]
+    row_bytes = y.nbytes // y.shape[2]
+    return [slice(r.start, r.stop) for r in split(0, y.shape[2], max(1, 2**20 // row_bytes), at_least=2 * workers())]
 
 
 def index_dtype(win: Window) -> Any:

@@ -17,14 +17,16 @@ Nested in 2-D, a 2x2 tile of outputs comes from a 4x4 tile of inputs (tiles over
 16 multiplications instead of 4 * 9 = 36. With C input and O output channels the elementwise product
 is summed over C, so each of the 16 positions k of the 4x4 tile is one matrix product over all tiles:
 
-    M[k] (tiles, O) = V[k] (tiles, C) @ U[k] (C, O)        16 GEMMs with 16/36 of the direct flops
+    M[k] (tiles, O) = V[k] (tiles, C) @ U[k]^T (C, O)      16 GEMMs with 16/36 of the direct flops
 
 The transforms B^T d B and A^T M A are only additions and subtractions, done here with NumPy on
 strided views of the padded channels-last buffer of kernels/conv3x3.py. They cost passes over memory
-(V is 4x the input, M 4x the output), so Winograd pays where the channels are many and the images
-small, VGG's deeper layers: there it ran 1.7-2x faster than the shifted GEMMs on a 2-core AVX-512
-machine, and slower on the 64-channel full-resolution layers (see ``worth_it``). The answers differ
-from the direct method by float32 rounding only (about 5e-7 relative on VGG-sized layers).
+(V is 4x the input, M 4x the output), so they are done one band of tile rows at a time, small enough
+to stay in the CPU's caches (``BAND_BYTES``), each band on a core of its own. Then Winograd beat the
+shifted GEMMs on every VGG layer with 64 channels or more, by 1.3-1.8x on one core of a 2-core
+AVX-512 machine; with 3 input channels (the first layer) the products are too thin (``worth_it``).
+The answers differ from the direct method by float32 rounding only (about 5e-7 relative on
+VGG-sized layers).
 
 Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels swapped. Flipping g
 (reversing rows and columns) permutes the rows of G (G J = P G with P swapping rows 0 and 3), so the
@@ -41,23 +43,35 @@ from tinygrad_cv.kernels.conv3x3 import zero_border
 from tinygrad_cv.kernels.parallel import parallel_map, split, workers
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+A_T = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-major
+KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
 FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
-MIN_CHANNELS = 128  # use Winograd when input and output channels are at least this many
-BAND_BYTES = 2 * 2**20  # transformed input V of one band of tile rows: in cache, not all of memory
+MIN_CHANNELS = 64  # use Winograd when input and output channels are at least this many (see worth_it)
+BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (measured best of 0.5-16 MB)
 
 
 def worth_it(C: int, O: int) -> bool:
     """Whether Winograd beats the shifted GEMMs: the transforms cost O(pixels * channels), the
-    products save O(pixels * C * O), so it wins from some channel count on (measured: 128)."""
+    products save O(pixels * C * O), so it wins from some channel count on (measured: 64)."""
     return min(C, O) >= MIN_CHANNELS
 
 
 def filter_transform(tap_mats: Any) -> Any:
-    """U = G g G^T for every (output, input) channel pair: (9, O, C) taps -> (16, O, C)."""
+    """U = G g G^T for every (output, input) channel pair: (9, O, C) taps -> (16, O, C).
+
+    One small product, vec(U) = (G kron G) vec(g), for all filters at once, in blocks of output
+    channels on every core.
+    """
     nine, O, C = tap_mats.shape
-    U = KRON_G.astype(tap_mats.dtype) @ tap_mats.reshape(9, O * C)  # (16, O*C), one small GEMM
-    return U.reshape(16, O, C)
+    U = np.empty((16, O, C), dtype=tap_mats.dtype)
+    kron = KRON_G.astype(tap_mats.dtype)
+
+    def channels(r: range) -> None:
+        np.matmul(kron, tap_mats[:, r.start:r.stop].reshape(9, -1), out=U[:, r.start:r.stop].reshape(16, -1))
+
+    parallel_map(channels, split(0, O, max(1, 2**18 // max(1, C)), at_least=2 * workers()))
+    return U
 
 
 def winograd_conv3x3_padded(xpad: Any, U: Any, bias: Optional[Any] = None, relu: bool = False,
@@ -77,35 +91,34 @@ def winograd_conv3x3_padded(xpad: Any, U: Any, bias: Optional[Any] = None, relu:
     H, W = Hp - 2, Wp - 2
     out_channels = U.shape[2] if flipped else U.shape[1]
     th, tw = (H + 1) // 2, (W + 1) // 2  # tiles down and across; odd sizes get one half-used tile
-    xpad = _even(xpad, 2 * th + 2, 2 * tw + 2)
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
 
     def band(tile_rows: range) -> None:  # transform, 16 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
-        V = input_transform(xpad[:, 2 * t0:2 * t1 + 2], tw)  # (16, N*tiles, C)
+        rows = _even(xpad[:, 2 * t0:2 * t1 + 2], 2 * (t1 - t0) + 2, 2 * tw + 2)
+        V = input_transform(rows, tw)  # (16, N*tiles, C)
         M = np.empty((16, V.shape[1], out_channels), dtype=xpad.dtype)
         for k in range(16):
             np.matmul(V[k], U[FLIP[k]] if flipped else U[k].T, out=M[k])  # (tiles, C) @ (C, O)
         if bias is not None:
             M[5] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all 4 outputs
-        rows = ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)]
-        output_transform(M.reshape(4, 4, N, t1 - t0, tw, out_channels), rows, W)
-        if relu:
-            inside = rows[:, :, 1:W + 1]
-            np.maximum(inside, 0, out=inside)
+        out_rows = ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)]
+        output_transform(M.reshape(16, N, t1 - t0, tw, out_channels), out_rows, W, relu)
 
     tiles_per_band = max(1, BAND_BYTES // (16 * N * tw * max(C, out_channels) * xpad.itemsize))
-    parallel_map(band, split(0, th, tiles_per_band, at_least=2 * workers()))
+    parallel_map(band, split(0, th, tiles_per_band, at_least=workers()))  # big bands: big products
     return zero_border(ypad)
 
 
-def _even(xpad: Any, height: int, width: int) -> Any:
-    """xpad itself when its tiles fit exactly, else a copy with zero rows/columns added at the end."""
-    N, Hp, Wp, C = xpad.shape
-    if (Hp, Wp) == (height, width):
-        return xpad
-    out = np.zeros((N, height, width, C), dtype=xpad.dtype)
-    out[:, :Hp, :Wp] = xpad
+def _even(rows: Any, height: int, width: int) -> Any:
+    """A band of input rows itself when its tiles fit exactly, else a copy with zero rows/columns
+    added at the bottom/right (an odd height or width: the last tile reaches one pixel past the
+    padded image; only the output pixels it makes that are dropped depend on that pixel)."""
+    N, R, Wp, C = rows.shape
+    if (R, Wp) == (height, width):
+        return rows
+    out = np.zeros((N, height, width, C), dtype=rows.dtype)
+    out[:, :R, :Wp] = rows
     return out
 
 
@@ -129,22 +142,22 @@ def input_transform(rows: Any, tw: int) -> Any:
     return V.reshape(16, N * td * tw, C)
 
 
-def output_transform(M: Any, out_rows: Any, W: int) -> None:
+def output_transform(M: Any, out_rows: Any, W: int, relu: bool = False) -> None:
     """Y = A^T M A for every tile, written into out_rows (N, rows, W+2, O) of the padded output.
 
-    M: (4, 4, N, tiles_down, tw, O). Output pixel (2a + r, 2b + s) of tile (a, b) goes to row 2a + r
-    of out_rows and column 1 + 2b + s; with an odd height or width, the last tile's second row or
-    column falls outside the image and is dropped.
+    M: (16, N, tiles_down, tw, O). The four outputs of a tile are fixed sums of its 16 products:
+    Y[2r + c] = sum_k KRON_A[2r + c, k] M[k], one small matrix product for the whole band. Output
+    pixel (2a + r, 2b + c) of tile (a, b) goes to row 2a + r of out_rows and column 1 + 2b + c; with
+    an odd height or width, the last tile's second row or column falls outside the image and is
+    dropped. ReLU, if asked, is applied on the way.
     """
-    s = [M[0] + M[1] + M[2], M[1] - M[2] - M[3]]  # A^T M: (4, N, td, tw, O) each
+    _, N, td, tw, O = M.shape
+    Y = (KRON_A.astype(M.dtype) @ M.reshape(16, -1)).reshape(2, 2, N, td, tw, O)  # A^T M A
     for r in range(2):
         for c in range(2):
             out = out_rows[:, r::2, 1 + c:W + 1:2]  # (N, <= td, <= tw, O)
-            n_rows, n_cols = out.shape[1], out.shape[2]
-            a = s[r][:, :, :n_rows, :n_cols]
-            if c == 0:  # (A^T M) A, column 0: m0 + m1 + m2
-                np.add(a[0], a[1], out=out)
-                out += a[2]
-            else:  # column 1: m1 - m2 - m3
-                np.subtract(a[1], a[2], out=out)
-                out -= a[3]
+            y = Y[r, c][:, :out.shape[1], :out.shape[2]]
+            if relu:
+                np.maximum(y, 0, out=out)
+            else:
+                out[...] = y

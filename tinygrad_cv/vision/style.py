@@ -28,8 +28,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 import tinygrad_cv.functional as F
-from tinygrad_cv import no_grad
+from tinygrad_cv import backend, no_grad
 from tinygrad_cv.kernels import conv3x3
+from tinygrad_cv.kernels.parallel import matmul, matmul_at_b
 from tinygrad_cv.tensor import Function, Tensor
 from tinygrad_cv.vision.image import resize
 from tinygrad_cv.vision.render import Callback, Objective, PixelParam, RenderResult, RenderSettings, render
@@ -67,18 +68,28 @@ class Gram(Function):
 
     F is read through ``pixel_rows`` as X = F^T, one row per pixel: for VGG's features, which are views
     of zero-bordered channels-last buffers, X is the whole buffer as it lies in memory (its zero
-    border rows add nothing to X^T X), so neither direction copies the features.
+    border rows add nothing to X^T X), so neither direction copies the features. The products run
+    in blocks on every core, like the convolutions' (kernels/parallel.py).
     """
 
     def forward(self, features: Any) -> Any:
+        xp = backend.get_array_module(features)
         self.shape = features.shape
         self.rows = conv3x3.pixel_rows(features)  # (N, P, C)
         self.scale = 1.0 / (features.shape[2] * features.shape[3])
-        return (self.rows.transpose(0, 2, 1) @ self.rows) * self.scale  # (N, C, C)
+        N, _, C = self.rows.shape
+        G = xp.empty((N, C, C), dtype=features.dtype)
+        for n in range(N):
+            matmul_at_b(self.rows[n], self.rows[n], out=G[n])  # (C, P) @ (P, C)
+        return G * self.scale
 
     def backward(self, grad: Any) -> Any:
+        xp = backend.get_array_module(grad)
         symmetric = (grad + grad.transpose(0, 2, 1)) * self.scale  # (N, C, C)
-        return conv3x3.from_pixel_rows(self.rows @ symmetric, self.shape)  # (N, P, C) -> (N, C, H, W)
+        d_rows = xp.empty(self.rows.shape, dtype=self.rows.dtype)  # (N, P, C)
+        for n in range(len(d_rows)):
+            matmul(self.rows[n], symmetric[n], out=d_rows[n])  # (P, C) @ (C, C)
+        return conv3x3.from_pixel_rows(d_rows, self.shape)  # (N, C, H, W)
 
 
 def gram_matrix(features: Tensor) -> Tensor:
