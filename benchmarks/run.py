@@ -13,8 +13,9 @@ Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorc
   d. The same for the dense autoencoder (784-128-8-128-784).
 Both frameworks compute the same function from the same weights (seeded random VGG16 weights:
 speed does not depend on the values) and the table shows how far their results differ. GFLOP/s
-counts the multiply-adds of convolutions, matrix products and Gram matrices (x2); the ceiling is a
-large float32 matrix product through NumPy, which no im2col/GEMM-based convolution can beat.
+counts the multiply-adds of convolutions, matrix products and Gram matrices (x2) as the direct
+method does them; the ceiling is a large float32 matrix product through NumPy, which a direct
+convolution cannot beat (Winograd, doing fewer multiplications, can).
 Peak RSS for (b) at 512 px is measured in a fresh subprocess per framework (``--rss-child``), so
 neither masks the other. PyTorch is optional: without it only our column is filled.
 """
