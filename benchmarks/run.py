@@ -11,6 +11,10 @@ Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorc
      china.jpg resized to 256 and 512 px on its longest side, the generated 'swirls' style.
   c. One training step (forward, backward, Adam) of the conv autoencoder, batch 128, 1x28x28.
   d. The same for the dense autoencoder (784-128-8-128-784).
+  e. (--lbfgs-iters N) A whole style transfer as `tinygrad-cv style` runs it: N L-BFGS iterations at
+     256 px with the ImageNet VGG16 weights (random ones if they cannot be loaded), ours through
+     tinygrad_cv.vision.style.stylize, PyTorch's loss through the same SciPy L-BFGS-B with the same
+     settings; seconds per iteration, one run each.
 Both frameworks compute the same function from the same weights (seeded random VGG16 weights:
 speed does not depend on the values) and the table shows how far their results differ. GFLOP/s
 counts the multiply-adds of convolutions, matrix products and Gram matrices (x2) as the direct
@@ -18,6 +22,11 @@ method does them; the ceiling is a large float32 matrix product through NumPy, w
 convolution cannot beat (Winograd, doing fewer multiplications, can).
 Peak RSS for (b) at 512 px is measured in a fresh subprocess per framework (``--rss-child``), so
 neither masks the other. PyTorch is optional: without it only our column is filled.
+
+On a machine with an NVIDIA GPU, ``--device cuda`` runs ours on CuPy and PyTorch on CUDA (both in
+full float32: PyTorch's TF32 shortcut for convolutions is turned off), synchronises the GPU before
+each clock reading, takes a CuPy float32 matrix product as the ceiling, and reports peak GPU memory
+(CuPy's pool against torch.cuda.max_memory_allocated) in place of the resident set.
 """
 from __future__ import annotations
 
@@ -39,6 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, uninstalled
 
 torch = TF = None  # PyTorch, a reference only (tinygrad_cv never imports it): see import_torch
+DEVICE = "cpu"  # --device: "cuda" puts both frameworks on the GPU
 
 
 def import_torch() -> None:
@@ -67,15 +77,39 @@ def median_times(fns: List[Optional[Callable[[], Any]]], repeats: int) -> List[O
         for f in live:
             start = time.perf_counter()
             f()
+            synchronize()
             if round_:
                 times[id(f)].append(time.perf_counter() - start)
     return [statistics.median(times[id(f)]) if f is not None else None for f in fns]
 
 
+def synchronize() -> None:
+    """Wait for the GPU to finish the work queued so far (a kernel launch returns at once)."""
+    if DEVICE == "cuda":
+        from tinygrad_cv import backend
+
+        backend.cupy_module().cuda.Device().synchronize()
+        if torch is not None:
+            torch.cuda.synchronize()
+
+
+def on_device(a: np.ndarray) -> Any:
+    """A NumPy array as an array of our framework on DEVICE."""
+    from tinygrad_cv import backend
+
+    return backend.to_device(a, DEVICE)
+
+
+def torch_device(t: "torch.Tensor") -> "torch.Tensor":
+    return t.to("cuda" if DEVICE == "cuda" else "cpu")
+
+
 def gemm_ceiling(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of an n x n x n float32 matrix product through NumPy (best of ``repeats``)."""
+    """GFLOP/s of an n x n x n float32 matrix product through NumPy, or CuPy on the GPU (best of
+    ``repeats``)."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a, b = on_device(a), on_device(b)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
@@ -84,6 +118,7 @@ def gemm_ceiling(n: int = 2048, repeats: int = 5) -> float:
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -118,8 +153,8 @@ def vgg_flops(height: int, width: int, deepest: str = "conv5_1") -> float:
 
 def torch_vgg(model) -> Callable:
     """PyTorch's version of our VGG's feature function, with the same (frozen) weights."""
-    convs = {name: (torch.from_numpy(getattr(model, name).weight.numpy().copy()),
-                    torch.from_numpy(getattr(model, name).bias.numpy().copy()))
+    convs = {name: (torch_device(torch.from_numpy(getattr(model, name).weight.numpy().copy())),
+                    torch_device(torch.from_numpy(getattr(model, name).bias.numpy().copy())))
              for name in model.layer_names if name.startswith("conv")}
 
     def features(x: "torch.Tensor", layers: List[str]) -> Dict[str, "torch.Tensor"]:
@@ -139,9 +174,10 @@ def case_vgg(model, side: int) -> Tuple[Case, str]:
     from tinygrad_cv import Tensor
 
     x0 = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    x0_ours = on_device(x0)
 
     def ours():
-        x = Tensor(x0, requires_grad=True)
+        x = Tensor(x0_ours, requires_grad=True)
         model(x, layers=["conv5_1"])["conv5_1"].sum().backward()
         return x.grad
 
@@ -150,10 +186,12 @@ def case_vgg(model, side: int) -> Tuple[Case, str]:
     if torch is not None:
         features = torch_vgg(model)
 
+        x0_theirs = torch_device(torch.from_numpy(x0))
+
         def theirs():
-            x = torch.from_numpy(x0).requires_grad_()
+            x = x0_theirs.clone().requires_grad_()
             features(x, ["conv5_1"])["conv5_1"].sum().backward()
-            return x.grad.numpy()
+            return x.grad
 
         check = f"grad rel. diff {relative_difference(ours(), theirs()):.0e}"
     return (ours, theirs, 2 * vgg_flops(side, side)), check
@@ -184,14 +222,14 @@ def ours_style_eval(model, side: int) -> Callable[[], np.ndarray]:
     settings = StyleSettings(size=side)
     content, style = style_images(side)
     with no_grad():
-        x = to_tensor(content)
+        x = to_tensor(content, model.device)
         target = model(model.normalize(x), layers=[CONTENT_LAYER])[CONTENT_LAYER]
     objective = (settings.content_weight * content_loss(CONTENT_LAYER, target)
                  + settings.style_weight * style_loss(settings.style_layers,
                                                       style_targets(model, [style], settings, side),
                                                       settings.style_layer_weights)
                  + settings.tv_weight * tv_loss())
-    pixels = Tensor(to_tensor(content).data, requires_grad=True)
+    pixels = Tensor(to_tensor(content, model.device).data, requires_grad=True)
 
     def evaluate() -> np.ndarray:
         pixels.grad = None
@@ -209,8 +247,8 @@ def torch_style_eval(model, side: int) -> Callable[[], np.ndarray]:
     settings = StyleSettings(size=side)
     features = torch_vgg(model)
     c = model.convention
-    scale = torch.tensor(np.asarray(c.max_value) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1)
-    shift = torch.tensor(np.asarray(c.mean) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1)
+    scale = torch_device(torch.tensor(np.asarray(c.max_value) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1))
+    shift = torch_device(torch.tensor(np.asarray(c.mean) / np.asarray(c.std), dtype=torch.float32).reshape(1, 3, 1, 1))
     bgr = c.channel_order == "BGR"
 
     def normalize(x):
@@ -222,7 +260,7 @@ def torch_style_eval(model, side: int) -> Callable[[], np.ndarray]:
         return flat @ flat.transpose(1, 2) / (h * w)
 
     def image(array):
-        return torch.from_numpy(array.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+        return torch_device(torch.from_numpy(array.transpose(2, 0, 1)[None].astype(np.float32) / 255.0))
 
     content, style = style_images(side)
     with torch.no_grad():
@@ -244,8 +282,10 @@ def torch_style_eval(model, side: int) -> Callable[[], np.ndarray]:
         dx = pixels[:, :, :, 1:] - pixels[:, :, :, :-1]
         loss = loss + settings.tv_weight * ((dy * dy).mean() + (dx * dx).mean())
         loss.backward()
-        return pixels.grad.numpy()
+        evaluate.loss = loss.detach()
+        return pixels.grad
 
+    evaluate.pixels = pixels
     return evaluate
 
 
@@ -255,6 +295,45 @@ def case_style(model, side: int) -> Tuple[Case, str]:
     check = f"grad rel. diff {relative_difference(ours(), theirs()):.0e}" if theirs else ""
     h, w = style_images(side)[0].shape[:2]
     return (ours, theirs, style_flops(h, w)), check
+
+
+def case_lbfgs(model, side: int, iters: int) -> str:
+    """(e) N L-BFGS iterations of style transfer, each framework once: a table row."""
+    from scipy.optimize import Bounds, minimize
+
+    from tinygrad_cv.vision.style import StyleSettings, stylize
+
+    content, style = style_images(side)
+    start = time.perf_counter()
+    result = stylize(model, sample_photo_full(), [style], StyleSettings(size=side, iters=iters))
+    ours, ours_iters = time.perf_counter() - start, len(result.history)
+    row = f"| (e) style transfer, {iters} L-BFGS iterations, {content.shape[1]}x{content.shape[0]} | {ours:.1f} s"
+    if torch is None:
+        return row + f" ({ours / ours_iters:.3f} s/it) | - | - |"
+    evaluate = torch_style_eval(model, side)
+    pixels = evaluate.pixels
+    x0 = pixels.detach().double().cpu().numpy().ravel()
+
+    def fun(flat: np.ndarray):
+        with torch.no_grad():
+            pixels.copy_(torch.from_numpy(flat.reshape(pixels.shape)).float())
+        grad = evaluate()
+        return float(evaluate.loss), host(grad).ravel()
+
+    count = {"iters": 0}
+    start = time.perf_counter()
+    minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=Bounds(np.zeros(x0.size), np.ones(x0.size)),
+             callback=lambda *_: count.__setitem__("iters", count["iters"] + 1),
+             options={"maxiter": iters, "maxfun": iters * 5 // 4 + 5, "maxcor": 10, "ftol": 0.0, "gtol": 0.0})
+    theirs = time.perf_counter() - start
+    return (row + f" ({ours / ours_iters:.3f} s/it) | {theirs:.1f} s ({theirs / max(count['iters'], 1):.3f} s/it) | "
+            f"**{(ours / ours_iters) / (theirs / max(count['iters'], 1)):.2f}** | {ours_iters} and {count['iters']} iterations |")
+
+
+def sample_photo_full():
+    from tinygrad_cv.vision.samples import sample_photo
+
+    return sample_photo("china.jpg")
 
 
 def peak_rss_mib(framework: str, side: int) -> Optional[float]:
@@ -288,6 +367,30 @@ def peak_rss_of_this_process() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def peak_gpu_memory_mib(model, side: int) -> Tuple[float, Optional[float]]:
+    """Memory each framework's allocator holds on the GPU after setting up (b) and running three
+    evaluations, in MiB: CuPy's memory pool (it keeps freed blocks for reuse, so what it holds is its
+    peak) and torch.cuda.max_memory_reserved. The VGG weights (59 MB) count on both sides."""
+    from tinygrad_cv import backend
+
+    pool = backend.cupy_module().get_default_memory_pool()
+    pool.free_all_blocks()
+    evaluate = ours_style_eval(model, side)
+    for _ in range(3):
+        evaluate()
+    synchronize()
+    ours = pool.total_bytes() / 2**20
+    if torch is None:
+        return ours, None
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    evaluate = torch_style_eval(model, side)
+    for _ in range(3):
+        evaluate()
+    synchronize()
+    return ours, torch.cuda.max_memory_reserved() / 2**20
+
+
 # ---- (c), (d) autoencoder training steps --------------------------------------------------------------------
 def case_autoencoder(kind: str, batch: int = 128) -> Tuple[Case, str]:
     from models.autoencoder import build_autoencoder, train_step
@@ -300,16 +403,18 @@ def case_autoencoder(kind: str, batch: int = 128) -> Tuple[Case, str]:
     model = build_autoencoder(kind, (1, 28, 28), rng=rng)
     x = rng.random((batch, 1, 28, 28), dtype=np.float32)
     flops = 3 * autoencoder_flops(model, batch)  # forward, and backward to inputs and to weights
+    reference = torch_device(torch_copy(model)) if torch is not None else None  # copied while on the CPU
+    model.to(DEVICE)
+    x_ours = on_device(x)
     opt = optim.Adam(model.parameters(), lr=1e-3)
 
     def ours():
-        return train_step(model, opt, x)
+        return train_step(model, opt, x_ours)
 
     theirs = None
-    if torch is not None:
-        reference = torch_copy(model)
+    if reference is not None:
         topt = torch.optim.Adam(reference.parameters(), lr=1e-3)
-        xt = torch.from_numpy(x)
+        xt = torch_device(torch.from_numpy(x))
 
         def theirs():
             topt.zero_grad()
@@ -340,9 +445,18 @@ def autoencoder_flops(model, batch: int) -> float:
 
 
 # ---- the report ---------------------------------------------------------------------------------------------
+def host(a: Any) -> np.ndarray:
+    """Any framework's array (NumPy, CuPy, PyTorch on either device) as a float64 NumPy array."""
+    from tinygrad_cv import backend
+
+    if torch is not None and isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.asarray(backend.to_device(a, "cpu"), np.float64)
+
+
 def relative_difference(ours: Any, theirs: Any) -> float:
     """||ours - theirs|| / ||theirs|| (Euclidean norms over all elements)."""
-    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    ours, theirs = host(ours), host(theirs)
     return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
 
 
@@ -354,6 +468,19 @@ def table_row(name: str, case: Case, check: str, repeats: int, ceiling: float) -
     t_gf = f"{flops / theirs / 1e9:.0f}" if theirs else "-"
     return (f"| {name} | {ours:.3f} | {t_s} | **{ratio}** | {flops / ours / 1e9:.0f} | {t_gf} | "
             f"{ceiling:.0f} | {check} |")
+
+
+def our_cpu_result(case_fn: Callable, side: int) -> Any:
+    """Our own result for a case computed on the CPU, to compare the GPU's with."""
+    global DEVICE
+    from models.vgg import load_vgg
+
+    device, DEVICE = DEVICE, "cpu"
+    try:
+        (ours, _, _), _ = case_fn(load_vgg("vgg16", weights="random", seed=0), side)
+        return ours()
+    finally:
+        DEVICE = device
 
 
 def machine_line() -> str:
@@ -372,7 +499,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="image sides for (a) and (b)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (median shown)")
     parser.add_argument("--only", nargs="+", choices=list("abcd"), default=list("abcd"), help="cases to run")
-    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--lbfgs-iters", type=int, default=0, metavar="N",
+                        help="(e): time N L-BFGS iterations of style transfer at 256 px on both sides (0: skip)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: ours on CuPy against PyTorch on CUDA, on the same GPU")
     parser.add_argument("--rss-child", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--rss-side", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -384,26 +515,49 @@ def main(argv: Optional[List[str]] = None) -> int:
     import_torch()
 
     from models.vgg import load_vgg
+    from tinygrad_cv import backend
+
+    global DEVICE, torch
+    DEVICE = args.device
+    if DEVICE == "cuda":
+        if not backend.gpu_available():
+            parser.error(f"--device cuda: {backend.gpu_status()}")
+        if torch is not None and not torch.cuda.is_available():
+            print("note: this PyTorch has no CUDA: only our column is filled")
+            torch = None
+        if torch is not None:
+            torch.backends.cudnn.allow_tf32 = False  # full float32, as ours
+            torch.backends.cuda.matmul.allow_tf32 = False
 
     threads = blas_threads()
     if torch is not None:
         torch.set_num_threads(threads)
     slow = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
     print(f"{datetime.date.today()}  {machine_line()}")
+    if DEVICE == "cuda":
+        print(f"GPU: {backend.gpu_status()}" + (f"; PyTorch {torch.__version__}" if torch is not None else ""))
     print(f"Python {platform.python_version()}, NumPy {np.__version__}, {threads} BLAS threads; PyTorch "
           + (f"{torch.__version__} ({torch.get_num_threads()} threads)" if torch else "not installed"))
     if slow:
         print(f"note: {', '.join(slow)} set: NumPy's BLAS runs below full speed (see the docstring)")
-    ceiling = gemm_ceiling()
-    print(f"float32 GEMM ceiling (2048^3 through NumPy): {ceiling:.0f} GFLOP/s\n")
+    ceiling = gemm_ceiling(4096 if DEVICE == "cuda" else 2048)
+    print(f"float32 GEMM ceiling ({'4096^3 through CuPy' if DEVICE == 'cuda' else '2048^3 through NumPy'}): "
+          f"{ceiling:.0f} GFLOP/s\n")
     print("| case | ours s | PyTorch s | ratio | ours GFLOP/s | PyTorch GFLOP/s | GEMM ceiling | same result? |")
     print("|---|---|---|---|---|---|---|---|")
-    model = load_vgg("vgg16", weights="random", seed=0)
+    model = load_vgg("vgg16", weights="random", seed=0).to(DEVICE)
+    def gpu_vs_cpu(case: Case, check: str, case_fn: Callable, side: int) -> str:
+        if DEVICE != "cuda":
+            return check
+        return f"{check}; ours, GPU vs CPU {relative_difference(case[0](), our_cpu_result(case_fn, side)):.0e}"
+
     for side in args.sizes if "a" in args.only else []:
         case, check = case_vgg(model, side)
+        check = gpu_vs_cpu(case, check, case_vgg, side)
         print(table_row(f"(a) VGG16 to conv5_1, fwd + bwd, {side}x{side}", case, check, args.repeats, ceiling), flush=True)
     for side in args.sizes if "b" in args.only else []:
         case, check = case_style(model, side)
+        check = gpu_vs_cpu(case, check, case_style, side)
         h, w = style_images(side)[0].shape[:2]
         print(table_row(f"(b) style-transfer evaluation, {w}x{h}", case, check, args.repeats, ceiling), flush=True)
     for kind, label in (("conv", "c"), ("dense", "d")):
@@ -411,7 +565,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             case, check = case_autoencoder(kind)
             name = f"({label}) {kind} autoencoder train step, batch 128, 28x28"
             print(table_row(name, case, check, max(args.repeats, 20), ceiling), flush=True)
-    if "b" in args.only and not args.no_rss:
+    if args.lbfgs_iters:
+        try:
+            imagenet = load_vgg("vgg16").to(DEVICE)
+        except Exception as exc:  # offline with an empty cache: the same network with random weights
+            print(f"note: (e) uses random weights: {exc}")
+            imagenet = model
+        print("\n| case | ours | PyTorch | ratio per iteration | |\n|---|---|---|---|---|")
+        print(case_lbfgs(imagenet, 256, args.lbfgs_iters), flush=True)
+    if "b" in args.only and not args.no_rss and DEVICE == "cuda":
+        side = max(args.sizes)
+        ours, theirs = peak_gpu_memory_mib(model, side)
+        ratio = f", ratio {ours / theirs:.2f}" if theirs else ""
+        print(f"\nGPU memory held after (b) at {side} px: ours {ours:.0f} MiB (CuPy pool), PyTorch "
+              + (f"{theirs:.0f} MiB (max reserved)" if theirs else "-") + ratio)
+    elif "b" in args.only and not args.no_rss:
         side = max(args.sizes)
         ours, theirs = peak_rss_mib("ours", side), peak_rss_mib("torch", side)
         ratio = f", ratio {ours / theirs:.2f}" if theirs else ""

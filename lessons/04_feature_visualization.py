@@ -8,15 +8,15 @@
 # (`tinygrad_cv/vision/render.py`), with another objective.
 #
 # 1. what the first layer's filters look like, and what the layers compute on a photo;
-# 2. why naive pixel optimisation paints high-frequency noise, and how random transforms and a
-#    Fourier parametrisation with 1/f scaling fix it (side by side, with numbers);
+# 2. why naive pixel optimisation paints high-frequency noise, and how random transforms, a
+#    Fourier parametrisation with 1/f scaling and an occasional blur fix it (side by side, with numbers);
 # 3. the story across depth: edges -> textures -> patterns -> parts, conv1_2 to conv5_3;
 # 4. what a channel likes and what it dislikes (positive and negative pictures), and one neuron.
 #
 # The library code is `tinygrad_cv/vision/optvis.py` (objectives, parametrisations, transforms),
 # `tinygrad_cv/functional/resample.py` (the differentiable rotate/scale) and `tinygrad_cv/vision/sheets.py`.
 #
-# Run: `python lessons/04_feature_visualization.py` (about 4 minutes on a 2-core CPU). Pictures go to
+# Run: `python lessons/04_feature_visualization.py` (about 5 minutes on a 2-core CPU). Pictures go to
 # `lessons_out/04_feature_visualization/`. `TINYGRAD_CV_LESSON_FULL=1` renders 128 px, 256 steps
 # (about 3 times longer, sharper pictures).
 
@@ -82,19 +82,27 @@ for ax in axes:
 save_figure(fig, OUT, "feature_maps.png")
 
 # %% [markdown]
-# ## 2. Naive pixel ascent paints noise; transforms and a Fourier basis fix it
-# Maximise the mean activation of conv4_1, channel 42, three ways:
+# ## 2. Naive pixel ascent paints noise; transforms, a Fourier basis and a blur fix it
+# Maximise the mean activation of conv4_1, channel 42, four ways (the first three with lucent's
+# Adam learning rate, 0.05):
 # - **naive**: one free value per pixel and colour, no transforms. The activation climbs fast, but
 #   the picture is a high-frequency pattern: the gradient of a deep unit with respect to the pixels is
 #   dominated by high frequencies (strided pooling aliases them), and nothing stops the optimiser from
 #   following it.
 # - **+ transforms**: every step sees the picture padded, jittered, scaled and rotated a little at
 #   random. A pattern must now work from many nearby viewpoints, which pixel-exact noise cannot do.
-# - **Fourier + decorrelated colour + transforms** (the default): the optimiser changes the spectrum,
-#   scaled by 1/frequency, so every frequency is as easy to change as in a natural photo; colours are
-#   optimised along the main axes of ImageNet's colour distribution.
+# - **Fourier + decorrelated colour + transforms** (lucent's recipe): the optimiser changes the
+#   spectrum, scaled by 1/frequency, so every frequency is as easy to change as in a natural photo;
+#   colours are optimised along the main axes of ImageNet's colour distribution. The shapes become
+#   larger and smoother, but with VGG16 a fine dotted lattice is left on top of them.
+# - **+ a blur every 4 steps** (the default): a Gaussian of half a pixel, applied to the spectrum
+#   every fourth step, removes the lattice. The blur also undoes part of each step, so the default
+#   takes larger steps (Adam's lr 0.2 instead of 0.05) and puts more of them into large shapes
+#   (1/f^1.5 instead of 1/f); see `VisSettings` for the measurements behind these numbers.
 #
 # The share of spectral energy above half the Nyquist frequency measures the noise (photos: a few %).
+# Compare the numbers printed below: transforms lower it; the Fourier basis on its own does not
+# always (its gain is in the large shapes, the left of the power plot); the blur does.
 #
 # One detail: we maximise the channel *before* its ReLU (``pre_relu("conv4_1")``). From a grey start
 # many deep channels are zero everywhere after the ReLU, and a zero has no gradient to climb: about
@@ -105,10 +113,12 @@ save_figure(fig, OUT, "feature_maps.png")
 unit = ("conv4_1", 42)
 target = channel(pre_relu(unit[0]), unit[1])
 base = VisSettings(size=SIZE, steps=STEPS)
+lucent = replace(base, lr=0.05, decay_power=1.0, blur_every=0)
 variants = {
-    "naive pixels": replace(base, param="pixel", decorrelate=False, transforms=False),
-    "pixels + transforms": replace(base, param="pixel", decorrelate=False),
-    "Fourier + colour + transforms": base,
+    "naive pixels": replace(lucent, param="pixel", decorrelate=False, transforms=False),
+    "pixels + transforms": replace(lucent, param="pixel", decorrelate=False),
+    "Fourier + colour + transforms": lucent,
+    "+ blur every 4 steps (default)": base,
 }
 pictures, captions = {}, []
 for name, settings in variants.items():
@@ -122,7 +132,7 @@ for name, settings in variants.items():
 print(f"{'photo (china.jpg)':32s} activation {mean_channel_activation(vgg, photo[None], *unit)[0]:8.1f}"
       f"   energy above half Nyquist {high_frequency_share(photo):.1%}")
 
-fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+fig, axes = plt.subplots(1, 5, figsize=(20, 4.4))
 for ax, (name, picture), caption in zip(axes, pictures.items(), captions):
     ax.imshow(picture); ax.set_title(caption.replace(": ", "\n"), fontsize=9); ax.axis("off")
 for name, picture in list(pictures.items()) + [("photo", photo)]:
@@ -134,9 +144,9 @@ for name, picture in list(pictures.items()) + [("photo", photo)]:
     bins = np.linspace(0, 0.5, 20)
     which = np.digitize(radius, bins)
     profile = [power[which == i].mean() for i in range(1, len(bins))]
-    axes[3].loglog(bins[1:], np.array(profile) / sum(profile), label=name)
-axes[3].axvline(0.25, color="grey", linestyle=":"); axes[3].set_xlabel("cycles per pixel")
-axes[3].set_title("radially averaged power (normalised)", fontsize=9); axes[3].legend(fontsize=7)
+    axes[4].semilogy(bins[1:], np.array(profile) / sum(profile), label=name)
+axes[4].axvline(0.25, color="grey", linestyle=":"); axes[4].set_xlabel("cycles per pixel (dotted: half Nyquist)")
+axes[4].set_title("radially averaged power (normalised)", fontsize=9); axes[4].legend(fontsize=7)
 save_figure(fig, OUT, "naive_vs_transforms_vs_fourier.png")
 
 # %% [markdown]
@@ -177,6 +187,7 @@ save("layers_conv1_2_to_conv5_3.png", sheet)
 # %%
 save("positive_negative_conv3_3.png", positive_negative_sheet(vgg, "conv3_3", [20, 92, 161], base))
 one = optvis.visualize(vgg, neuron(pre_relu(unit[0]), unit[1]), base).images[0]
-everywhere = pictures["Fourier + colour + transforms"]
-save("channel_vs_neuron.png", image_grid([everywhere, one], labels=["conv4_1:42 channel", "conv4_1:42 neuron"]))
+everywhere = pictures["+ blur every 4 steps (default)"]
+save("channel_vs_neuron.png", image_grid([upscale(everywhere, 2), upscale(one, 2)],
+                                         labels=["conv4_1:42, whole channel", "conv4_1:42, centre neuron"]))
 print(f"lesson ran in {time.perf_counter() - t0:.0f} s")

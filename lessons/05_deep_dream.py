@@ -15,7 +15,7 @@
 # 4. **random roll and tiles**: shift the image randomly before every step, so tile seams (needed to
 #    bound memory on large photos) never stay in one place.
 #
-# Library code: `tinygrad_cv/vision/dream.py`. Run: `python lessons/05_deep_dream.py` (about 3 minutes on
+# Library code: `tinygrad_cv/vision/dream.py`. Run: `python lessons/05_deep_dream.py` (about 2 minutes on
 # a 2-core CPU). Pictures go to `lessons_out/05_deep_dream/`.
 
 # %%
@@ -67,7 +67,7 @@ def keep_octave_ends(info):
 
 four = dream(vgg, photo, default, callbacks=[keep_octave_ends])
 print(f"one scale: {one_scale.seconds:.0f} s; four octaves {four.sizes}: {four.seconds:.0f} s")
-save("one_scale_vs_octaves.png", image_grid([photo, one_scale.image, four.image],
+save("one_scale_vs_octaves.png", image_grid([photo, one_scale.image, four.image], columns=3,
                                             labels=["photo", "1 octave x 40 steps", "4 octaves x 10 steps"]))
 
 # %% [markdown]

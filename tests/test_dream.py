@@ -95,12 +95,37 @@ def run_cli(capsys, *argv) -> tuple:
     (["visualize", "--layer", "conv1_1", "--channel", "60", "--grid", "8"], "channel 64 is out of range"),
     (["visualize", "-o", "out.txt"], "image extension"),
     (["visualize", "--size", "8"], "--size must be >= 16"),
-    (["dream", "--layer", "fc7"], "valid layers are"),
-    (["dream", "--layer", "conv2_1", "--channel", "128"], "choose 0..127"),
+    (["visualize", "--steps", "0"], "--steps >= 1"),
+    (["visualize", "--blur-every", "-1"], "--blur-every >= 0"),
+    (["visualize", "--layer", "conv2_1", "--channel", "-1"], "choose 0..127"),
+    (["dream", "--layer", "fc7"], "valid layers are conv1_1, conv1_2, pool1, conv2_1"),
+    (["dream", "--layer", "conv2_1", "--channel", "128"], "128 channels: choose 0..127"),
+    (["dream", "--steps", "0"], "need --steps >= 1"),
+    (["dream", "--size", "-5"], "--size >= 0"),
+    (["dream", "-o", "dream"], "image extension"),
+    (["dream", "--octaves", "0"], "need octaves >= 1"),
 ])
 def test_cli_errors(capsys, argv, message):
+    """Every one of these fails before any weights are loaded or any picture is made."""
     code, output = run_cli(capsys, *argv)
-    assert code == 2 and message in output
+    assert code == 2 and message in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("argv", [["visualize", "--size", "big"], ["dream", "--steps", "1.5"]])
+def test_cli_rejects_non_numbers(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and "invalid int value" in capsys.readouterr().err
+
+
+def test_cli_dream_needs_a_readable_image(capsys, tmp_path):
+    code, output = run_cli(capsys, "dream", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "d.png"))
+    assert code == 2 and "no such image file" in output and "missing.jpg" in output
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    code, output = run_cli(capsys, "dream", str(text), "-o", str(tmp_path / "d.png"))
+    assert code == 2 and "is not an image that can be read" in output
+    assert not (tmp_path / "d.png").exists()
 
 
 def test_cli_dream_too_many_octaves(capsys, tmp_path):

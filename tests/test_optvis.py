@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 
 import tinygrad_cv as tg
+import tinygrad_cv.functional as F
 from models.vgg import VGG, layer_plan, load_vgg, random_weights
 from tinygrad_cv import Tensor, no_grad
 from tinygrad_cv.io.weights import Weights
@@ -103,13 +104,38 @@ def test_class_logit_needs_a_classifier(vgg):
 
 
 # ---- parametrisations -------------------------------------------------------------------------------------
-def test_fourier_image_is_an_inverse_dft():
+def synthesis_reference(a: np.ndarray, b: np.ndarray, width: int) -> np.ndarray:
+    """x[y, x] = sum over ky, kx of a cos(theta) - b sin(theta), one pixel at a time."""
+    h, k = a.shape[-2:]
+    out = np.zeros(a.shape[:-2] + (h, width))
+    for y in range(h):
+        for x in range(width):
+            for ky in range(h):
+                for kx in range(k):
+                    theta = 2 * np.pi * (ky * y / h + kx * x / width)
+                    out[..., y, x] += a[..., ky, kx] * np.cos(theta) - b[..., ky, kx] * np.sin(theta)
+    return out
+
+
+@pytest.mark.parametrize("height, width", [(4, 6), (5, 7), (3, 1)])
+def test_fourier_synthesis_against_sums_of_sinusoids(xp, height, width):
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((2, 2, height, width // 2 + 1))
+    out = F.fourier_synthesis(Tensor(xp.asarray(a)), Tensor(xp.asarray(b)), width).numpy()
+    np.testing.assert_allclose(out, synthesis_reference(a, b, width), atol=1e-10)
+    assert tg.gradcheck(lambda p, q: F.fourier_synthesis(p, q, width), [a, b])
+
+
+def test_fourier_synthesis_checks_shapes():
+    with pytest.raises(ValueError, match=r"width//2 \+ 1 = 4"):
+        F.fourier_synthesis(np.zeros((3, 3)), np.zeros((3, 3)), 6)
+
+
+def test_fourier_image_scales_by_one_over_frequency():
     param = FourierImage((2, 3, 6, 8), decorrelate=False, sd=1.0, rng=np.random.default_rng(2))
-    spectrum = np.zeros((2, 3, 6, 8), complex)
-    spectrum[..., :5] = param.spectrum()
-    expected = np.real(np.fft.ifft2(spectrum)) * 6 * 8  # sum over the given half of the spectrum
-    np.testing.assert_allclose(param.spatial().numpy(), expected, rtol=1e-4, atol=1e-5)
-    s = param.scale.numpy()[:, 0, 0, :]  # (H, K)
+    a, b = param.real.numpy() * param.scale.numpy(), param.imag.numpy() * param.scale.numpy()
+    np.testing.assert_allclose(param.spatial().numpy(), synthesis_reference(a, b, 8), rtol=1e-4, atol=1e-5)
+    s = param.scale.numpy()  # (H, K)
     assert s[0, 1] / s[0, 2] == pytest.approx(2.0)  # 1/f: twice the frequency, half the scale
     assert s[0, 0] == pytest.approx(s[0, 1])  # DC is clamped to the lowest frequency, 1/max(H, W) = 1/8
 
@@ -171,6 +197,12 @@ def test_short_run_raises_the_objective(vgg, param):
     end = mean_channel_activation(vgg, result.images, "conv2_1", 3)[0]
     assert end > 3 * start > 0, (start, end)
     assert result.history[-1]["loss"] > result.history[0]["loss"]
+
+
+@pytest.mark.parametrize("bad", [dict(size=8), dict(steps=0), dict(batch=0), dict(blur_every=-1)])
+def test_bad_settings_are_refused(vgg, bad):
+    with pytest.raises(ValueError, match="need size >= 16, steps >= 1, batch >= 1 and blur_every >= 0"):
+        visualize(vgg, channel("conv1_1", 0), VisSettings(**bad))
 
 
 def test_channel_batch_and_regularisers(vgg):

@@ -69,6 +69,15 @@ def test_gradient_shared_and_per_image_positions(padding):
     assert tg.gradcheck(lambda a: bilinear_sample(a, *per_image, padding=padding), [x])
 
 
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_gradient_of_rotation_scale_and_resize(padding):
+    """The geometry feature visualisation uses: rotate + scale about the centre, and resizing up."""
+    x = np.random.default_rng(5).standard_normal((2, 2, 5, 6))
+    matrix = centred_affine(angle=17.0, scale=1.1, in_size=(5, 6), out_size=(6, 7), shift=(0.3, -0.4))
+    assert tg.gradcheck(lambda a: affine_sample(a, matrix, (6, 7), padding=padding), [x])
+    assert tg.gradcheck(lambda a: resize_bilinear(a, (7, 9), padding=padding), [x])
+
+
 def test_gradient_adds_up_where_positions_repeat():
     x = Tensor(np.zeros((1, 1, 3, 3)), requires_grad=True)
     rows = np.full((4, 4), 0.25)  # every output reads between rows 0 and 1 at column 2

@@ -7,6 +7,7 @@ its absence is not an error until a GPU is really requested.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,17 @@ def get_array_module(*arrays: Any) -> Any:
 def device_of(a: Any) -> str:
     """'cuda' for a cupy array, 'cpu' for anything else."""
     return "cuda" if is_cupy_array(a) else "cpu"
+
+
+@functools.lru_cache(maxsize=1024)
+def gpu_scalar(value: float, dtype: str) -> Any:
+    """A 0-d CuPy array holding ``value``, made once per (value, dtype) and shared afterwards.
+
+    The constants of a loss (its weights, 0.5, 1/N ...) come back at every step. Copying each one
+    to the GPU anew costs a host-to-device transfer per op, which at small image sizes takes longer
+    than the arithmetic. Ops never write into their inputs, so sharing one array is safe.
+    """
+    return cupy_module().asarray(np.asarray(value, dtype=dtype))
 
 
 def to_device(a: Any, device: str) -> Any:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+
+from tinygrad_cv.commands.vgg_args import add_vgg_arguments, check_output, load_model
 
 DEFAULT_OUTPUT = "dream.png"
 DEFAULT_SIZE = 384  # longest side: about a minute and a half per default run on a 2-core CPU
@@ -30,23 +31,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--roll", type=int, default=d.roll, help=f"largest random shift in pixels (default {d.roll})")
     p.add_argument("--tile", type=int, default=d.tile_size, help=f"tile side for the gradient (default {d.tile_size})")
     p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"longest side of the output (default {DEFAULT_SIZE}; 0 keeps the photo's size)")
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
-    p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a checkpoint path")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"output image (default {DEFAULT_OUTPUT})")
+    add_vgg_arguments(p, DEFAULT_OUTPUT, seed=d.seed)
     p.set_defaults(run=run)
 
 
 def settings_from(args: argparse.Namespace):
     """Validate the arguments (no weights needed) and turn them into DreamSettings."""
     from models.vgg import layer_plan
-    from tinygrad_cv.commands.visualize import IMAGE_SUFFIXES
     from tinygrad_cv.vision.dream import DreamSettings
     from tinygrad_cv.vision.optvis import check_unit
 
-    if Path(args.output).suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{args.output}: the output needs an image extension such as .png")
+    check_output(args.output)
     if args.steps < 1 or args.tile < 16 or args.size < 0 or args.roll < 0 or args.step_size <= 0:
         raise ValueError(f"need --steps >= 1, --tile >= 16, --size >= 0, --roll >= 0 and --step-size > 0 "
                          f"(got {args.steps}, {args.tile}, {args.size}, {args.roll}, {args.step_size})")
@@ -59,7 +54,6 @@ def settings_from(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.vgg import load_vgg
     from tinygrad_cv.vision.dream import dream, octave_sizes
     from tinygrad_cv.vision.image import load_image, save_image
     from tinygrad_cv.vision.samples import sample_photo
@@ -72,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.size and max(photo.shape[:2]) != args.size:
         photo = fit_longest_side(photo, args.size)
     octave_sizes(*photo.shape[:2], settings.octaves, settings.octave_scale)  # fail early on tiny images
-    model = load_vgg(args.model, weights=args.weights)
-    if args.device == "cuda":
-        model.to("cuda")
+    model = load_model(args)
     bar = tqdm(total=settings.octaves * settings.steps, unit="step", dynamic_ncols=True)
 
     def progress(info) -> None:

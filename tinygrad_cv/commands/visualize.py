@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+
+from tinygrad_cv.commands.vgg_args import add_vgg_arguments, check_output, load_model
 
 DEFAULT_OUTPUT = "visualization.png"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d = VisSettings()
     p = subparsers.add_parser("visualize", help="feature visualisation: what a VGG channel responds to",
                               description="Optimise an image so that one channel (or neuron) of a VGG layer "
-                                          "fires as strongly as possible (Olah et al. 2017, 'Feature Visualization').")
+                                          "fires as strongly as possible (Olah et al. 2017, 'Feature Visualization'). "
+                                          "A convolution's channel is maximised before its ReLU.")
     p.add_argument("--layer", default="conv4_1", help="layer name, e.g. conv1_2 ... conv5_3 (default conv4_1)")
     p.add_argument("--channel", type=int, default=0, help="channel index (with --grid: the first one)")
     p.add_argument("--grid", type=int, default=0, metavar="N", help="render N channels from --channel on as one sheet")
@@ -33,12 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--tv-weight", type=float, default=d.tv_weight, help="total-variation penalty")
     p.add_argument("--l2-weight", type=float, default=d.l2_weight, help="penalty on distance from grey")
-    p.add_argument("--blur-every", type=int, default=d.blur_every, metavar="K", help="blur every K steps (0: never)")
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
-    p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a checkpoint path")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"output image (default {DEFAULT_OUTPUT})")
+    p.add_argument("--blur-every", type=int, default=d.blur_every, metavar="K", help=f"blur every K steps (default {d.blur_every}; 0: never)")
+    add_vgg_arguments(p, DEFAULT_OUTPUT, seed=d.seed)
     p.set_defaults(run=run)
 
 
@@ -47,10 +44,10 @@ def check_args(args: argparse.Namespace) -> list:
     from models.vgg import layer_plan
     from tinygrad_cv.vision.optvis import check_unit
 
-    if Path(args.output).suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{args.output}: the output needs an image extension such as .png")
-    if args.size < 16 or args.steps < 1 or args.grid < 0:
-        raise ValueError(f"--size must be >= 16, --steps >= 1 and --grid >= 0 (got {args.size}, {args.steps}, {args.grid})")
+    check_output(args.output)
+    if args.size < 16 or args.steps < 1 or args.grid < 0 or args.blur_every < 0:
+        raise ValueError(f"--size must be >= 16, --steps >= 1, --grid >= 0 and --blur-every >= 0 "
+                         f"(got {args.size}, {args.steps}, {args.grid}, {args.blur_every})")
     channels = list(range(args.channel, args.channel + max(args.grid, 1)))
     check_unit(dict(layer_plan(args.model)), args.layer, channels)
     return channels
@@ -67,7 +64,6 @@ def build_objective(args: argparse.Namespace, channels: list):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.vgg import load_vgg
     from tinygrad_cv.vision.image import save_image
     from tinygrad_cv.vision.optvis import VisSettings, visualize
     from tinygrad_cv.vision.sheets import image_grid
@@ -77,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
                            decorrelate=not args.no_decorrelate, transforms=not args.no_transforms,
                            batch=len(channels), l2_weight=args.l2_weight, tv_weight=args.tv_weight,
                            blur_every=args.blur_every, seed=args.seed)
-    model = load_vgg(args.model, weights=args.weights)
-    if args.device == "cuda":
-        model.to("cuda")
+    model = load_model(args)
     what = f"{args.layer} channel{'s' if len(channels) > 1 else ''} {channels[0]}"
     what += f"..{channels[-1]}" if len(channels) > 1 else ""
     bar = tqdm(total=settings.steps, desc=what, unit="step", dynamic_ncols=True)

@@ -21,9 +21,13 @@ __all__ = [
     "reshape", "transpose", "permute", "getitem", "pad", "concatenate", "stack",
     "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
 ]
-from tinygrad_cv.functional.conv import avg_pool2d, conv2d, conv_transpose2d, max_pool2d, upsample_nearest2d
+from tinygrad_cv.functional.conv import (avg_pool2d, conv2d, conv2d_relu, conv_transpose2d, max_pool2d,
+                                         upsample_nearest2d)
 
-__all__ += ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]
+__all__ += ["conv2d", "conv2d_relu", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]
 from tinygrad_cv.functional.resample import affine_sample, bilinear_sample, resize_bilinear
 
 __all__ += ["bilinear_sample", "affine_sample", "resize_bilinear"]
+from tinygrad_cv.functional.fourier import fourier_synthesis
+
+__all__ += ["fourier_synthesis"]

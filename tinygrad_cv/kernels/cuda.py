@@ -141,6 +141,7 @@ _NAMES = [f"{name}<{t}>" for t in _FLOAT_TYPES.values() for name in ("im2col", "
 ]
 _THREADS = 256
 _module: Any = None  # the compiled RawModule, built on first use
+_functions: dict = {}  # "name<types>" -> its kernel, looked up once
 
 
 def _launch(name: str, types: Sequence[Any], total: int, arrays: Sequence[Any], ints: Sequence[int]) -> None:
@@ -152,7 +153,10 @@ def _launch(name: str, types: Sequence[Any], total: int, arrays: Sequence[Any], 
     if dtype not in _FLOAT_TYPES:
         raise ValueError(f"{name}: CUDA kernels support float32 and float64, got {dtype}")
     names = [_FLOAT_TYPES[dtype]] + [_INDEX_TYPES[np.dtype(t)] for t in types[1:]]
-    kernel = _module.get_function(f"{name}<{', '.join(names)}>")
+    expression = f"{name}<{', '.join(names)}>"
+    kernel = _functions.get(expression)
+    if kernel is None:
+        kernel = _functions[expression] = _module.get_function(expression)
     blocks = max(1, min((total + _THREADS - 1) // _THREADS, 65536))
     kernel((blocks,), (_THREADS,), (*arrays, np.int64(total), *[np.int32(v) for v in ints]))
 

@@ -17,6 +17,7 @@ is folded into the columns so that one GEMM serves the whole batch.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence, Tuple, Union
 
@@ -57,6 +58,15 @@ class Window:
     def of(cls, kernel_size: IntOrPair, stride: IntOrPair = 1, padding: IntOrPair = 0,
            dilation: IntOrPair = 1) -> "Window":
         """Normalise ints to pairs and check the values (ValueError naming the bad one)."""
+        settings = (kernel_size, stride, padding, dilation)
+        if all(map(_plain_ints, settings)):  # a network asks for the same few windows at every step
+            return _window_of(cls, *settings)  # so each one is built and checked once
+        return cls.build(*settings)
+
+    @classmethod
+    def build(cls, kernel_size: IntOrPair, stride: IntOrPair = 1, padding: IntOrPair = 0,
+              dilation: IntOrPair = 1) -> "Window":
+        """``of`` without the cache."""
         win = cls(pair(kernel_size, "kernel_size"), pair(stride, "stride"), pair(padding, "padding"),
                   pair(dilation, "dilation"))
         for name in ("kernel", "stride", "dilation"):
@@ -83,6 +93,17 @@ class Window:
         OH = (Hp - self.span[0]) // self.stride[0] + 1
         OW = (Wp - self.span[1]) // self.stride[1] + 1
         return OH, OW
+
+
+def _plain_ints(value: Any) -> bool:
+    """An int or a tuple of ints (not bools or floats, which compare equal to ints in a cache)."""
+    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
+
+
+@functools.lru_cache(maxsize=256)
+def _window_of(cls: type, kernel_size: IntOrPair, stride: IntOrPair, padding: IntOrPair,
+               dilation: IntOrPair) -> Window:
+    return cls.build(kernel_size, stride, padding, dilation)
 
 
 def pad2d(x: Any, padding: Tuple[int, int], value: float = 0.0) -> Any:

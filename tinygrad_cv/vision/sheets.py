@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tinygrad_cv.vision.optvis import VisSettings, channel, check_unit, pre_relu, visualize, visualize_channels
 
 WHITE = 255
-LABEL_HEIGHT = 14  # pixels of text under (or beside) each picture
+LABEL_HEIGHT = 14  # pixels of text under each picture
 
 
 def _font(size: int = 11) -> ImageFont.ImageFont:
