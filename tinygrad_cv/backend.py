@@ -83,6 +83,16 @@ def device_of(a: Any) -> str:
     return "cuda" if is_cupy_array(a) else "cpu"
 
 
+def constant(value: Any, dtype: Any, device: str) -> Any:
+    """A Python scalar, list or array as an array of ``dtype`` on ``device``, for an op's constant
+    input. Scalars on the GPU come from a cache (see ``gpu_scalar``); anything else is converted,
+    and copied to the GPU when ``device`` is 'cuda' (an array already there stays where it is)."""
+    if device == "cuda" and isinstance(value, (int, float)):
+        return gpu_scalar(float(value), np.dtype(dtype).str)
+    array = get_array_module(value).asarray(value, dtype=dtype)
+    return to_device(array, "cuda") if device == "cuda" else array
+
+
 @functools.lru_cache(maxsize=1024)
 def gpu_scalar(value: float, dtype: str) -> Any:
     """A 0-d CuPy array holding ``value``, made once per (value, dtype) and shared afterwards.

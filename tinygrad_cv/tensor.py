@@ -399,13 +399,7 @@ def _to_tensors(op: str, inputs: Sequence[Any]) -> list:
             tensors.append(None)
             continue
         if not isinstance(x, Tensor):
-            if device == "cuda" and isinstance(x, (int, float)):
-                array = backend.gpu_scalar(float(x), np.dtype(dtype).str)  # cached: no copy per op
-            else:
-                array = _as_array(x, dtype)
-                if device == "cuda":
-                    array = backend.to_device(array, "cuda")
-            x = Tensor(array, dtype=dtype)
+            x = Tensor(backend.constant(x, dtype, device), dtype=dtype)
         if x.device != device:
             raise ValueError(f"{op}: inputs are on different devices ({device} and {x.device}); "
                              "move them with .to(device) first")
