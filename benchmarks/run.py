@@ -301,11 +301,12 @@ def case_lbfgs(model, side: int, iters: int) -> str:
     """(e) N L-BFGS iterations of style transfer, each framework once: a table row."""
     from scipy.optimize import Bounds, minimize
 
+    from tinygrad_cv.vision.samples import sample_photo
     from tinygrad_cv.vision.style import StyleSettings, stylize
 
     content, style = style_images(side)
     start = time.perf_counter()
-    result = stylize(model, sample_photo_full(), [style], StyleSettings(size=side, iters=iters))
+    result = stylize(model, sample_photo("china.jpg"), [style], StyleSettings(size=side, iters=iters))
     ours, ours_iters = time.perf_counter() - start, len(result.history)
     row = f"| (e) style transfer, {iters} L-BFGS iterations, {content.shape[1]}x{content.shape[0]} | {ours:.1f} s"
     if torch is None:
@@ -328,12 +329,6 @@ def case_lbfgs(model, side: int, iters: int) -> str:
     theirs = time.perf_counter() - start
     return (row + f" ({ours / ours_iters:.3f} s/it) | {theirs:.1f} s ({theirs / max(count['iters'], 1):.3f} s/it) | "
             f"**{(ours / ours_iters) / (theirs / max(count['iters'], 1)):.2f}** | {ours_iters} and {count['iters']} iterations |")
-
-
-def sample_photo_full():
-    from tinygrad_cv.vision.samples import sample_photo
-
-    return sample_photo("china.jpg")
 
 
 def peak_rss_mib(framework: str, side: int) -> Optional[float]:
