@@ -8,8 +8,8 @@
    rocket when scikit-image is installed). The issue asks for a ratio of at least 10.
 2. Spectrum: the share of spectral energy above half the Nyquist frequency (0.25 cycles per pixel)
    of the Fourier parametrisation with decorrelated colour and the standard transforms, both as
-   lucent has it and with this project's defaults (a blur every 4 steps, lr 0.2, 1/f^1.5; see
-   ``optvis.VisSettings``), against a naive one (raw pixels, RGB, no transforms, no blur, lucent's
+   lucent has it and with this project's defaults (a blur every 4 steps, lr 0.2, 1/f^1.5, the last
+   32 steps without transforms; see ``optvis.VisSettings``), against a naive one (raw pixels, RGB, no transforms, no blur, lucent's
    lr), for the same channels; photos for scale.
 
 The activation table is measured for both Fourier variants.
@@ -82,7 +82,7 @@ def main() -> None:
     photo_hf = [high_frequency_share(c) for c in photo_crops]
     rng = np.random.default_rng(args.seed)
     default = VisSettings(size=SIDE, steps=args.steps)
-    lucent = replace(default, lr=0.05, decay_power=1.0, blur_every=0)
+    lucent = replace(default, lr=0.05, decay_power=1.0, blur_every=0, plain_steps=0)
     variants = {
         "default": default,  # FFT, decorrelated colour, transforms, blur every 4 steps
         "lucent": lucent,  # FFT, decorrelated colour, transforms

@@ -15,7 +15,7 @@
 # 4. **random roll and tiles**: shift the image randomly before every step, so tile seams (needed to
 #    bound memory on large photos) never stay in one place.
 #
-# Library code: `tinygrad_cv/vision/dream.py`. Run: `python lessons/05_deep_dream.py` (about 2 minutes on
+# Library code: `tinygrad_cv/vision/dream.py`. Run: `python lessons/05_deep_dream.py` (1 to 2 minutes on
 # a 2-core CPU). Pictures go to `lessons_out/05_deep_dream/`.
 
 # %%

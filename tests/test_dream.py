@@ -97,6 +97,7 @@ def run_cli(capsys, *argv) -> tuple:
     (["visualize", "--size", "8"], "--size must be >= 16"),
     (["visualize", "--steps", "0"], "--steps >= 1"),
     (["visualize", "--blur-every", "-1"], "--blur-every >= 0"),
+    (["visualize", "--plain-steps", "-1"], "--plain-steps >= 0"),
     (["visualize", "--layer", "conv2_1", "--channel", "-1"], "choose 0..127"),
     (["dream", "--layer", "fc7"], "valid layers are conv1_1, conv1_2, pool1, conv2_1"),
     (["dream", "--layer", "conv2_1", "--channel", "128"], "128 channels: choose 0..127"),
@@ -138,7 +139,8 @@ def test_cli_dream_too_many_octaves(capsys, tmp_path):
 def test_cli_runs_with_random_weights(capsys, tmp_path):
     out = tmp_path / "grid.png"
     code, output = run_cli(capsys, "visualize", "--layer", "conv1_2", "--channel", "3", "--grid", "2", "--size", "16",
-                           "--steps", "2", "--weights", "random", "--negative", "--neuron", "-o", str(out))
+                           "--steps", "2", "--weights", "random", "--negative", "--neuron", "--decay-power", "1",
+                           "-o", str(out))
     assert code == 0 and out.is_file() and "after 2 steps" in output
     source, dreamed = tmp_path / "in.png", tmp_path / "dream.png"
     Image.fromarray(photo(48, 40)).save(source)

@@ -199,9 +199,10 @@ def test_short_run_raises_the_objective(vgg, param):
     assert result.history[-1]["loss"] > result.history[0]["loss"]
 
 
-@pytest.mark.parametrize("bad", [dict(size=8), dict(steps=0), dict(batch=0), dict(blur_every=-1)])
+@pytest.mark.parametrize("bad", [dict(size=8), dict(steps=0), dict(batch=0), dict(blur_every=-1),
+                                 dict(plain_steps=-1)])
 def test_bad_settings_are_refused(vgg, bad):
-    with pytest.raises(ValueError, match="need size >= 16, steps >= 1, batch >= 1 and blur_every >= 0"):
+    with pytest.raises(ValueError, match="need size >= 16, steps >= 1, batch >= 1, blur_every >= 0 and plain_steps >= 0"):
         visualize(vgg, channel("conv1_1", 0), VisSettings(**bad))
 
 
@@ -242,3 +243,11 @@ def test_high_frequency_share():
     y, x = np.mgrid[0:64, 0:64]
     assert high_frequency_share(np.sin(2 * np.pi * x / 16) + np.cos(2 * np.pi * y / 32)) < 1e-6
     assert high_frequency_share(np.cos(np.pi * x)) == pytest.approx(1.0)  # Nyquist
+
+
+def test_transforms_stop_for_the_plain_steps():
+    seen = []
+    [schedule] = optvis.for_first(2, [lambda x: seen.append(x.shape) or x[:, :, 1:, 1:]])
+    x = Tensor(np.zeros((1, 3, 8, 8), np.float32))
+    shapes = [schedule(x).shape for _ in range(4)]
+    assert shapes == [(1, 3, 7, 7)] * 2 + [(1, 3, 8, 8)] * 2 and len(seen) == 2

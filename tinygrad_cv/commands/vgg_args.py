@@ -14,8 +14,8 @@ def add_vgg_arguments(p: argparse.ArgumentParser, output: str, seed: int = 0) ->
     """--model, --weights, --seed, --device and -o/--output (default ``output``)."""
     p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a checkpoint path")
-    p.add_argument("--seed", type=int, default=seed)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda needs CuPy (the gpu extra)")
     p.add_argument("-o", "--output", default=output, help=f"output image (default {output})")
 
 

@@ -29,6 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", choices=["fft", "pixel"], default=d.param, help=f"image parametrisation (default {d.param})")
     p.add_argument("--no-transforms", action="store_true", help="no random pad/jitter/scale/rotate")
     p.add_argument("--no-decorrelate", action="store_true", help="optimise RGB directly")
+    p.add_argument("--plain-steps", type=int, default=d.plain_steps, metavar="K",
+                   help=f"the last K steps skip the transforms (default {d.plain_steps}; lucent: 0)")
+    p.add_argument("--decay-power", type=float, default=d.decay_power, metavar="P",
+                   help=f"fft: scale the spectrum by 1/f^P (default {d.decay_power}; lucent: 1)")
     p.add_argument("--steps", type=int, default=d.steps, help=f"Adam steps (default {d.steps})")
     p.add_argument("--size", type=int, default=d.size, help=f"image side in pixels (default {d.size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
@@ -45,9 +49,9 @@ def check_args(args: argparse.Namespace) -> list:
     from tinygrad_cv.vision.optvis import check_unit
 
     check_output(args.output)
-    if args.size < 16 or args.steps < 1 or args.grid < 0 or args.blur_every < 0:
-        raise ValueError(f"--size must be >= 16, --steps >= 1, --grid >= 0 and --blur-every >= 0 "
-                         f"(got {args.size}, {args.steps}, {args.grid}, {args.blur_every})")
+    if args.size < 16 or args.steps < 1 or args.grid < 0 or args.blur_every < 0 or args.plain_steps < 0:
+        raise ValueError(f"--size must be >= 16, --steps >= 1, --grid >= 0, --blur-every >= 0 and --plain-steps >= 0 "
+                         f"(got {args.size}, {args.steps}, {args.grid}, {args.blur_every}, {args.plain_steps})")
     channels = list(range(args.channel, args.channel + max(args.grid, 1)))
     check_unit(dict(layer_plan(args.model)), args.layer, channels)
     return channels
@@ -70,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
     channels = check_args(args)
     settings = VisSettings(size=args.size, steps=args.steps, lr=args.lr, param=args.param,
-                           decorrelate=not args.no_decorrelate, transforms=not args.no_transforms,
-                           batch=len(channels), l2_weight=args.l2_weight, tv_weight=args.tv_weight,
-                           blur_every=args.blur_every, seed=args.seed)
+                           decay_power=args.decay_power, decorrelate=not args.no_decorrelate,
+                           transforms=not args.no_transforms, plain_steps=args.plain_steps, batch=len(channels), l2_weight=args.l2_weight,
+                           tv_weight=args.tv_weight, blur_every=args.blur_every, seed=args.seed)
     model = load_model(args)
     what = f"{args.layer} channel{'s' if len(channels) > 1 else ''} {channels[0]}"
     what += f"..{channels[-1]}" if len(channels) > 1 else ""
