@@ -5,6 +5,7 @@ models/ and vision/. See README.md.
 """
 from tinygrad_cv.tensor import AnomalyError, Function, Tensor, detect_anomaly, is_grad_enabled, no_grad
 from tinygrad_cv import functional  # noqa: E402 - after tensor, which it builds on
+from tinygrad_cv.functional.fast_paths import fast_paths
 from tinygrad_cv.gradcheck import check_vjp, gradcheck
 from tinygrad_cv import nn, optim  # noqa: E402
 
@@ -12,5 +13,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "is_grad_enabled", "detect_anomaly", "AnomalyError",
-    "gradcheck", "check_vjp", "functional", "nn", "optim", "__version__",
+    "gradcheck", "check_vjp", "fast_paths", "functional", "nn", "optim", "__version__",
 ]
