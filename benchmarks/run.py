@@ -20,6 +20,9 @@ speed does not depend on the values) and the table shows how far their results d
 counts the multiply-adds of convolutions, matrix products and Gram matrices (x2) as the direct
 method does them; the ceiling is a large float32 matrix product through NumPy, which a direct
 convolution cannot beat (Winograd, doing fewer multiplications, can).
+The column "reference path" times ours again with every op on its reference path
+(``tinygrad_cv.fast_paths(False)``: im2col convolutions, plain pooling and Gram matrices), with its
+ratio to PyTorch; --no-reference skips it.
 Peak RSS for (b) at 512 px is measured in a fresh subprocess per framework (``--rss-child``), so
 neither masks the other. PyTorch is optional: without it only our column is filled.
 
@@ -455,13 +458,26 @@ def relative_difference(ours: Any, theirs: Any) -> float:
     return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
 
 
-def table_row(name: str, case: Case, check: str, repeats: int, ceiling: float) -> str:
+def on_reference_path(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """fn with every op on its reference path (tinygrad_cv.fast_paths(False))."""
+    import tinygrad_cv as tg
+
+    def reference() -> Any:
+        with tg.fast_paths(False):
+            return fn()
+
+    return reference
+
+
+def table_row(name: str, case: Case, check: str, repeats: int, ceiling: float, reference: bool = True) -> str:
     ours_fn, torch_fn, flops = case
-    ours, theirs = median_times([ours_fn, torch_fn], repeats)
+    ref_fn = on_reference_path(ours_fn) if reference and DEVICE == "cpu" else None
+    ours, theirs, ref = median_times([ours_fn, torch_fn, ref_fn], repeats)
     ratio = f"{ours / theirs:.2f}" if theirs else "-"
     t_s = f"{theirs:.3f}" if theirs else "-"
     t_gf = f"{flops / theirs / 1e9:.0f}" if theirs else "-"
-    return (f"| {name} | {ours:.3f} | {t_s} | **{ratio}** | {flops / ours / 1e9:.0f} | {t_gf} | "
+    r_s = f"{ref:.3f} ({ref / theirs:.2f})" if ref and theirs else (f"{ref:.3f}" if ref else "-")
+    return (f"| {name} | {ours:.3f} | {t_s} | **{ratio}** | {r_s} | {flops / ours / 1e9:.0f} | {t_gf} | "
             f"{ceiling:.0f} | {check} |")
 
 
@@ -495,6 +511,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (median shown)")
     parser.add_argument("--only", nargs="+", choices=list("abcd"), default=list("abcd"), help="cases to run")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the column timing ours with the fast paths off (tinygrad_cv.fast_paths(False))")
     parser.add_argument("--lbfgs-iters", type=int, default=0, metavar="N",
                         help="(e): time N L-BFGS iterations of style transfer at 256 px on both sides (0: skip)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -538,8 +556,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ceiling = gemm_ceiling(4096 if DEVICE == "cuda" else 2048)
     print(f"float32 GEMM ceiling ({'4096^3 through CuPy' if DEVICE == 'cuda' else '2048^3 through NumPy'}): "
           f"{ceiling:.0f} GFLOP/s\n")
-    print("| case | ours s | PyTorch s | ratio | ours GFLOP/s | PyTorch GFLOP/s | GEMM ceiling | same result? |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| case | ours s | PyTorch s | ratio | reference path s (ratio) | ours GFLOP/s | PyTorch GFLOP/s "
+          "| GEMM ceiling | same result? |")
+    print("|---|---|---|---|---|---|---|---|---|")
     model = load_vgg("vgg16", weights="random", seed=0).to(DEVICE)
     def gpu_vs_cpu(case: Case, check: str, case_fn: Callable, side: int) -> str:
         if DEVICE != "cuda":
@@ -549,17 +568,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     for side in args.sizes if "a" in args.only else []:
         case, check = case_vgg(model, side)
         check = gpu_vs_cpu(case, check, case_vgg, side)
-        print(table_row(f"(a) VGG16 to conv5_1, fwd + bwd, {side}x{side}", case, check, args.repeats, ceiling), flush=True)
+        print(table_row(f"(a) VGG16 to conv5_1, fwd + bwd, {side}x{side}", case, check, args.repeats, ceiling,
+                        not args.no_reference), flush=True)
     for side in args.sizes if "b" in args.only else []:
         case, check = case_style(model, side)
         check = gpu_vs_cpu(case, check, case_style, side)
         h, w = style_images(side)[0].shape[:2]
-        print(table_row(f"(b) style-transfer evaluation, {w}x{h}", case, check, args.repeats, ceiling), flush=True)
+        print(table_row(f"(b) style-transfer evaluation, {w}x{h}", case, check, args.repeats, ceiling,
+                        not args.no_reference), flush=True)
     for kind, label in (("conv", "c"), ("dense", "d")):
         if label in args.only:
             case, check = case_autoencoder(kind)
             name = f"({label}) {kind} autoencoder train step, batch 128, 28x28"
-            print(table_row(name, case, check, max(args.repeats, 20), ceiling), flush=True)
+            print(table_row(name, case, check, max(args.repeats, 20), ceiling, not args.no_reference), flush=True)
     if args.lbfgs_iters:
         try:
             imagenet = load_vgg("vgg16").to(DEVICE)

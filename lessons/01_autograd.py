@@ -23,7 +23,7 @@ from _common import output_dir, save_figure
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn, optim
-from tinygrad_cv.tensor import _topological_order
+from tinygrad_cv.tensor import topological_order
 
 OUT = output_dir("01_autograd")
 
@@ -54,7 +54,7 @@ s = xy + x
 th = F.tanh(y)
 f = s * th
 names = {id(x): "x", id(y): "y", id(xy): "x*y", id(s): "x*y + x", id(th): "tanh(y)", id(f): "f"}
-order = list(reversed(_topological_order(f)))
+order = list(reversed(topological_order(f)))
 print("backward visits:", " -> ".join(names[id(n)] for n in order))
 
 fig, ax = plt.subplots(figsize=(7, 3))

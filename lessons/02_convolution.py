@@ -7,8 +7,9 @@
 # gradient of a convolution is again a convolution. Then we look at what filters *do*: hand-made
 # ones (Sobel, blur, sharpen) on a photo, feature maps, and the filters VGG16 learned on ImageNet.
 #
-# Read along: `tinygrad_cv/kernels/im2col.py`, `tinygrad_cv/kernels/conv.py`,
-# `tinygrad_cv/functional/conv.py`.
+# Read along: `tinygrad_cv/kernels/geometry.py`, `tinygrad_cv/kernels/im2col.py`,
+# `tinygrad_cv/kernels/conv.py`, `tinygrad_cv/functional/conv.py`; for section 7,
+# `tinygrad_cv/functional/conv_fast.py` and `tinygrad_cv/kernels/fast/`.
 #
 # Run: `python lessons/02_convolution.py [--out FOLDER]` (seconds, plus a one-time fetch of the VGG16
 # weights for section 6 if they are not cached yet). Figures go to `lessons_out/02_convolution/`
@@ -30,7 +31,9 @@ from _common import output_dir, save_figure
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from tinygrad_cv import Tensor, kernels, optim
+from tinygrad_cv import Tensor, optim
+from tinygrad_cv.kernels.conv import conv2d_forward, conv2d_grad_input
+from tinygrad_cv.kernels.im2col import im2col
 from tinygrad_cv.nn.conv import Conv2d
 
 parser = argparse.ArgumentParser(description="Lesson 2: convolution")
@@ -93,7 +96,7 @@ print(f"loop: {t_loop * 1e3:.1f} ms, im2col + GEMM: {t_fast * 1e3:.2f} ms, "
 
 # %%
 tiny = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
-cols = kernels.im2col(tiny, 3)  # (9, 9): nine 3x3 windows
+cols = im2col(tiny, 3)  # (9, 9): nine 3x3 windows
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 axes[0].imshow(tiny[0, 0], cmap="viridis")
 for (i, j), v in np.ndenumerate(tiny[0, 0]):
@@ -159,14 +162,25 @@ save_figure(fig, OUT, "hand_made_filters.png")
 #   adds the copies back onto the pixel they came from.
 #
 # That second step is a *transposed convolution*; for stride 1 it equals an ordinary convolution of
-# dL/dy with the filter rotated by 180 degrees. Check both claims numerically:
+# dL/dy with the filter rotated by 180 degrees, input and output channels swapped: x[i] fed
+# y[i - kh] through w[kh], so dx[i] = sum over kh of dL/dy[i - kh] w[kh], a correlation of dL/dy
+# (zero-padded by KH - 1) with w reversed. tinygrad_cv uses col2im, which works for every stride and
+# whose buffer has C*KH*KW rows where the flipped convolution's has O*KH*KW. Check both claims:
+
 
 # %%
+def conv2d_grad_input_flipped(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """dL/dx of a stride-1, unpadded convolution, as a convolution of dL/dy with the flipped kernel."""
+    KH, KW = w.shape[2:]
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, O, KH, KW)
+    return conv2d_forward(g, w_flipped, None, padding=(KH - 1, KW - 1))
+
+
 x = rng.standard_normal((1, 2, 9, 8))
 w = rng.standard_normal((3, 2, 3, 3))
 g = rng.standard_normal((1, 3, 7, 6))  # dL/dy for the 7x6 output
-dx_col2im = kernels.conv2d_grad_input_col2im(g, w, x.shape)
-dx_flipped = kernels.conv2d_grad_input_flipped(g, w, x.shape)
+dx_col2im = conv2d_grad_input(g, w, x.shape)
+dx_flipped = conv2d_grad_input_flipped(g, w)
 dx_transposed = F.conv_transpose2d(Tensor(g), Tensor(w)).numpy()
 print("col2im == flipped-kernel conv == conv_transpose2d:",
       np.allclose(dx_col2im, dx_flipped), np.allclose(dx_col2im, dx_transposed))
@@ -262,3 +276,60 @@ if vgg is not None:
         ax.imshow(grid(fmaps, columns), cmap="gray"); ax.axis("off")
         ax.set_title(f"VGG16 {name}: first 32 feature maps of the photo (after ReLU)")
         save_figure(fig, OUT, f"vgg16_{name}_maps.png")
+
+# %% [markdown]
+# ## 7. The same convolution, faster
+# Everything above is the *reference path*: im2col copies every window (9x the input for a 3x3
+# kernel), then one matrix product. tinygrad_cv also has a second chapter, the CPU *fast path*
+# (`functional/conv_fast.py` over `kernels/fast/`), for the one geometry VGG uses everywhere: 3x3,
+# stride 1, padding 1. It keeps activations zero-padded and channels-last, so the nine taps of the
+# kernel become nine matrix products over shifted blocks of rows (no im2col copy at all), uses
+# Winograd's F(2x2, 3x3) (2.25x fewer multiplications) when there are 64 channels or more, and runs
+# its blocks on every core. `tg.fast_paths(False)` switches every op back to the reference path.
+#
+# Same numbers? Same layer, both paths, forward and backward to the input, on a VGG16 layer
+# (conv3_1's shape at 256 px: 128 -> 256 channels, 64x64 pixels; the real weights when they are here):
+
+# %%
+if vgg is not None:
+    w_layer, b_layer = vgg.conv3_1.weight.data, vgg.conv3_1.bias.data
+else:
+    w_layer = rng.standard_normal((256, 128, 3, 3)).astype(np.float32) * 0.03
+    b_layer = np.zeros(256, np.float32)
+x_layer = np.maximum(rng.standard_normal((1, 128, 64, 64)), 0).astype(np.float32)
+
+
+def layer_forward_backward() -> tuple:
+    xt = Tensor(x_layer, requires_grad=True)
+    y = F.conv2d_relu(xt, Tensor(w_layer), Tensor(b_layer), padding=1)
+    y.sum().backward()
+    return y.numpy(), xt.grad
+
+
+def best_time(fn, repeats: int = 5) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+timings, results = {}, {}
+for fast in (False, True):
+    with tg.fast_paths(fast):
+        results[fast] = layer_forward_backward()
+        timings[fast] = best_time(layer_forward_backward)
+y_error = np.abs(results[True][0] - results[False][0]).max() / np.abs(results[False][0]).max()
+g_error = np.abs(results[True][1] - results[False][1]).max() / np.abs(results[False][1]).max()
+print(f"relative difference, fast vs reference: output {y_error:.1e}, input gradient {g_error:.1e}")
+print(f"forward + backward, best of 5: reference {timings[False] * 1e3:.0f} ms, fast {timings[True] * 1e3:.0f} ms "
+      f"({timings[False] / timings[True]:.1f}x)")
+
+fig, ax = plt.subplots(figsize=(6, 2.2))
+ax.barh(["reference: im2col + GEMM", "fast: Winograd, channels-last, threads"],
+        [timings[False] * 1e3, timings[True] * 1e3], color=["tab:gray", "tab:orange"])
+ax.set_xlabel("ms, forward + backward to the input")
+ax.set_title(f"one VGG16 layer (128->256, 64x64): same numbers to {max(y_error, g_error):.0e}")
+save_figure(fig, OUT, "reference_vs_fast.png")

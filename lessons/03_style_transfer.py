@@ -30,7 +30,7 @@ from tinygrad_cv import no_grad
 from models.vgg import load_vgg
 from tinygrad_cv.vision.render import PixelParam, RenderSettings, render
 from tinygrad_cv.vision.samples import sample_photo, swirl_painting
-from tinygrad_cv.vision.style import (StyleSettings, content_loss, fit_longest_side, gram_matrix, style_loss,
+from tinygrad_cv.vision.style import (StyleSettings, content_loss, fit_longest_side, style_loss,
                                       style_targets, stylize, to_tensor, to_uint8, tv_loss)
 
 OUT = output_dir("03_style_transfer")
@@ -90,7 +90,7 @@ original, shuffled = content[:h16, :w16], tile_shuffle(content)
 with no_grad():
     fa = features(to_tensor(original), ["conv3_1"])["conv3_1"]
     fb = features(to_tensor(shuffled), ["conv3_1"])["conv3_1"]
-    ga, gb = gram_matrix(fa).numpy()[0], gram_matrix(fb).numpy()[0]
+    ga, gb = F.gram_matrix(fa).numpy()[0], F.gram_matrix(fb).numpy()[0]
 feat_change = np.linalg.norm(fa.numpy() - fb.numpy()) / np.linalg.norm(fa.numpy())
 gram_change = np.linalg.norm(ga - gb) / np.linalg.norm(ga)
 print(f"conv3_1 after tile shuffling: features change by {feat_change:.0%}, Gram matrix by {gram_change:.0%}")

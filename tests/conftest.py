@@ -1,4 +1,8 @@
-"""Shared fixtures: the `xp` fixture runs a test on NumPy and, where a GPU is present, on CuPy."""
+"""Shared fixtures: the `xp` fixture runs a test on NumPy and, where a GPU is present, on CuPy.
+
+``python -m pytest --reference`` runs the whole suite with the CPU fast paths off (every op on its
+reference path); tests that compare the two paths set the switch themselves.
+"""
 from __future__ import annotations
 
 import os
@@ -11,6 +15,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
 
+import tinygrad_cv as tg  # noqa: E402
 from tinygrad_cv import backend  # noqa: E402
 
 # Hypothesis: no per-example deadline (2-core machines are noisy), a modest number of examples, and
@@ -18,6 +23,24 @@ from tinygrad_cv import backend  # noqa: E402
 settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
+
+
+
+def pytest_addoption(parser):
+    parser.addoption("--reference", action="store_true",
+                     help="run every op on its reference path (tinygrad_cv.fast_paths(False))")
+
+
+def pytest_report_header(config):
+    return "paths: reference (fast paths off)" if config.getoption("--reference") else "paths: fast paths on"
+
+
+@pytest.fixture(autouse=True)
+def reference_paths(request):
+    """Under --reference, each test runs inside fast_paths(False)."""
+    with tg.fast_paths(not request.config.getoption("--reference")):
+        yield
+
 
 GPU_OK = backend.gpu_available()
 GPU_REASON = f"no usable GPU: {backend.gpu_status()}"

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from tinygrad_cv import Tensor, kernels, optim
+from tinygrad_cv import Tensor, optim
 from tinygrad_cv.functional import conv as conv_ops
+from tinygrad_cv.kernels.geometry import Window
 from tinygrad_cv.nn.conv import AvgPool2d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample
 
 # Each example costs two forward passes per input element, so fewer examples than elsewhere.
@@ -58,7 +59,7 @@ def test_conv2d_gradcheck(xp, geometry, seed):
 def test_conv_transpose2d_gradcheck(xp, geometry, seed):
     """conv_transpose2d maps a conv2d output of this geometry back up to the conv2d input's shape."""
     shape, C_in, kernel, settings_ = geometry
-    out_hw = kernels.Window.of(kernel, **settings_).output_size(shape)
+    out_hw = Window.of(kernel, **settings_).output_size(shape)
     extra = tuple((n + 2 * p - d * (k - 1) - 1) % s for n, p, d, k, s in zip(
         shape[2:], settings_["padding"], settings_["dilation"], kernel, settings_["stride"]))
     x = random((shape[0], C_in) + out_hw, seed)
@@ -102,10 +103,13 @@ def test_relu_after_conv_gradcheck_and_vjp_at_a_larger_size(xp):
 
 
 # ---- what backward computes -----------------------------------------------------------------------
+@tg.fast_paths(False)  # the reference Conv2d (Conv3x3Fast is checked in test_fast_conv.py)
 def test_weight_gradient_is_skipped_when_only_the_input_needs_one(monkeypatch):
+    from tinygrad_cv.kernels import conv as conv_kernels
+
     calls = []
-    real = kernels.conv2d_grad_weight
-    monkeypatch.setattr(kernels, "conv2d_grad_weight", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = conv_kernels.conv2d_grad_weight
+    monkeypatch.setattr(conv_kernels, "conv2d_grad_weight", lambda *a, **k: calls.append(1) or real(*a, **k))
     x = Tensor(random((1, 2, 6, 6), 0).astype(np.float32), requires_grad=True)
     w = Tensor(random((3, 2, 3, 3), 1).astype(np.float32))  # frozen, as in style transfer
     F.conv2d(x, w, padding=1).sum().backward()
@@ -187,5 +191,5 @@ def test_a_conv_layer_learns_a_sobel_filter():
 
 def test_function_classes_are_the_documented_ops():
     """The wrappers exported by tinygrad_cv.functional are the ones defined next to their Functions."""
-    for name in ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]:
+    for name in ["conv2d", "conv2d_relu", "conv_transpose2d", "max_pool2d", "avg_pool2d", "upsample_nearest2d"]:
         assert getattr(F, name) is getattr(conv_ops, name)

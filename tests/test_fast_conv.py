@@ -1,8 +1,10 @@
-"""The fast 3x3 convolution (kernels/conv3x3.py) against the im2col reference (kernels/conv.py).
+"""The CPU fast paths (kernels/fast/, functional/*_fast.py) against the reference path.
 
-The shifted-GEMM path must give the im2col path's numbers (relative error < 1e-4 in float32) for every
+Every fast op must give the reference op's numbers (relative error < 1e-4 in float32) for every
 batch size, channel count and image size, forward and backward, alone, fused with ReLU, and chained
-through pooling layers that keep its padded channels-last layout.
+through pooling layers that keep its padded channels-last layout. The reference side of each
+comparison runs under ``fast_paths(False)``; the fast side under ``fast_paths(True)``, so these tests
+mean the same whether the suite runs with ``--reference`` or not.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from tinygrad_cv import Tensor, kernels
-from tinygrad_cv.functional.conv import conv2d_relu
-from tinygrad_cv.kernels import conv3x3, winograd
+from tinygrad_cv import Tensor
+from tinygrad_cv.functional import conv_fast, gram_fast
+from tinygrad_cv.kernels import conv, pool
+from tinygrad_cv.kernels.fast import channels_last, conv3x3, parallel, winograd
+from tinygrad_cv.kernels.fast import pool as fast_pool
 
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7), st.integers(1, 9), st.integers(1, 9))
 
@@ -36,188 +40,251 @@ def arrays(shape, seed, dtype=np.float32):
     return x, w, b, g
 
 
-# ---- the kernels against im2col + GEMM ---------------------------------------------------------------
-@settings(max_examples=30)
-@given(shape=shapes, seed=st.integers(0, 2**16))
-def test_shifted_gemms_match_im2col_forward_and_gradients(shape, seed):
+def run_both_paths(fn, *inputs):
+    """fn(*tensors) and the gradients of sum(fn * g) for each input, with fast paths on and off.
+    ``g`` is the last input (a constant)."""
+    results = []
+    for fast in (True, False):
+        with tg.fast_paths(fast):
+            tensors = [Tensor(a, requires_grad=True) for a in inputs[:-1]]
+            y = fn(*tensors)
+            (y * Tensor(inputs[-1])).sum().backward()
+            results.append([y.data] + [t.grad for t in tensors])
+    return results
+
+
+# ---- the ops: fast against reference ----------------------------------------------------------------
+@settings(max_examples=15)
+@given(shape=shapes, seed=st.integers(0, 2**16), relu=st.booleans())
+def test_fast_conv3x3_equals_the_reference_op(shape, seed, relu):
     x, w, b, g = arrays(shape, seed)
-    xpad, tap_mats = conv3x3.as_padded(x), conv3x3.taps(w)
-    y = conv3x3.interior(conv3x3.conv3x3_padded(xpad, tap_mats, b))
-    assert rel_error(y, kernels.conv2d_forward(x, w, b, 1, 1)) < 1e-4
-
-    gpad = conv3x3.as_padded(g)
-    dx = conv3x3.interior(conv3x3.conv3x3_padded_grad_input(gpad, tap_mats))
-    dw = conv3x3.taps_to_weight(conv3x3.conv3x3_padded_grad_weight(xpad, gpad))
-    db = conv3x3.conv3x3_padded_grad_bias(gpad)
-    assert rel_error(dx, kernels.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
-    assert rel_error(dw, kernels.conv2d_grad_weight_im2col(g, x, w.shape, 1, 1)) < 1e-4
-    assert rel_error(kernels.conv2d_grad_weight(g, x, w.shape, 1, 1), dw) < 1e-6  # dispatches here
-    assert rel_error(db, kernels.conv2d_grad_bias(g)) < 1e-4
+    op = F.conv2d_relu if relu else F.conv2d
+    fast, reference = run_both_paths(lambda x, w, b: op(x, w, b, padding=1), x, w, b, g)
+    for got, expected in zip(fast, reference):
+        assert rel_error(got, expected) < 1e-4
 
 
-def test_output_is_zero_bordered_and_blocks_cover_every_row(monkeypatch):
-    """Tiny blocks (many per image, some straddling two images) give the same result as one block."""
-    x, w, b, _ = arrays((3, 4, 5, 6, 7), seed=1)
-    whole = conv3x3.conv3x3_padded(conv3x3.as_padded(x), conv3x3.taps(w), b, relu=True)
-    monkeypatch.setattr(conv3x3, "MIN_BLOCK_ROWS", 5)
-    monkeypatch.setattr(conv3x3, "BLOCK_BYTES", 1)
-    blocks = conv3x3.conv3x3_padded(conv3x3.as_padded(x), conv3x3.taps(w), b, relu=True)
-    np.testing.assert_allclose(whole, blocks, rtol=1e-5, atol=1e-5)  # BLAS may round blocks differently
-    assert conv3x3.border_is_zero(whole) and conv3x3.border_is_zero(blocks)
-    expected = np.maximum(kernels.conv2d_forward(x, w, b, 1, 1), 0)
-    assert rel_error(conv3x3.interior(whole), expected) < 1e-4
+@pytest.mark.parametrize("channels", [64, 128])
+def test_winograd_layers_equal_the_reference_op(channels):
+    """From 64 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
+    x, w, b, g = arrays((2, channels, channels, 9, 6), seed=channels)
+    fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
+    for got, expected in zip(fast, reference):
+        assert rel_error(got, expected) < 1e-4
+    with tg.fast_paths(True):
+        y = F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)
+    assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.filter_tiles is not None
 
 
-def test_taps_round_trip_and_order():
-    w = np.arange(2 * 3 * 9, dtype=np.float32).reshape(2, 3, 3, 3)
-    tap_mats = conv3x3.taps(w)
-    assert tap_mats.shape == (9, 2, 3) and tap_mats.flags.c_contiguous
-    np.testing.assert_array_equal(tap_mats[3 * 2 + 1], w[:, :, 2, 1])
-    np.testing.assert_array_equal(conv3x3.taps_to_weight(tap_mats), w)
-    assert conv3x3.shifts(5) == [-8, -7, -6, -1, 0, 1, 6, 7, 8]  # rows of the 7-wide padded grid
-
-
-# ---- the padded layout ------------------------------------------------------------------------------------
-def test_as_padded_reuses_a_padded_buffer_and_copies_anything_else():
-    x, w, b, _ = arrays((2, 3, 4, 5, 6), seed=2)
-    xpad = conv3x3.as_padded(x)
-    assert xpad.shape == (2, 7, 8, 3) and conv3x3.border_is_zero(xpad)
-    np.testing.assert_array_equal(conv3x3.interior(xpad), x)
-    assert conv3x3.as_padded(conv3x3.interior(xpad)) is xpad  # no copy between layers
-    cropped = conv3x3.interior(xpad)[:, :, 1:]
-    assert conv3x3.padded_buffer_of(cropped) is None  # a view of part of it is not its interior
-    np.testing.assert_array_equal(conv3x3.interior(conv3x3.as_padded(cropped)), cropped)
-    xpad[0, 0, 3, 1] = 1.0  # a non-zero border: not a padded image any more
-    again = conv3x3.as_padded(conv3x3.interior(xpad))
-    assert again is not xpad and conv3x3.border_is_zero(again)
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_fast_pooling_equals_the_reference_op(kind, padding):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x[0, 0, :2, :2] = 1.0  # a tie: the first tap must win on both paths
+    g = rng.standard_normal((2, 3, 4, 4) if padding == 0 else (2, 3, 5, 5)).astype(np.float32)
+    op = F.max_pool2d if kind == "max" else F.avg_pool2d
+    fast, reference = run_both_paths(lambda x: op(x, 2, padding=padding), x, g)
+    for got, expected in zip(fast, reference):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_conv_pool_conv_keeps_the_layout_and_the_values():
     rng = np.random.default_rng(3)
-    x = Tensor(rng.standard_normal((2, 3, 8, 6)).astype(np.float32), requires_grad=True)
+    x = rng.standard_normal((2, 3, 8, 6)).astype(np.float32)
     w1, w2 = (rng.standard_normal(s).astype(np.float32) for s in [(4, 3, 3, 3), (5, 4, 3, 3)])
-    h = conv2d_relu(x, w1, None, padding=1)
-    p = F.max_pool2d(h, 2)
-    assert conv3x3.padded_buffer_of(h.data) is not None and conv3x3.padded_buffer_of(p.data) is not None
-    a = F.avg_pool2d(conv2d_relu(p, w2, None, padding=1), 2)
-    assert conv3x3.padded_buffer_of(a.data) is not None
-    (a * Tensor(rng.standard_normal(a.shape).astype(np.float32))).sum().backward()
+    g = rng.standard_normal((2, 5, 2, 1)).astype(np.float32)
 
-    def reference(x):  # the im2col path: contiguous copies of the inputs never match a padded buffer
-        h = np.maximum(kernels.conv2d_forward(np.ascontiguousarray(x), w1, None, 1, 1), 0)
-        p, _ = kernels.max_pool2d_forward(h, 2)
-        return kernels.avg_pool2d_forward(np.maximum(kernels.conv2d_forward(p, w2, None, 1, 1), 0), 2)
+    def net(x, w1, w2):
+        h = F.max_pool2d(F.conv2d_relu(x, w1, None, padding=1), 2)
+        return F.avg_pool2d(F.conv2d_relu(h, w2, None, padding=1), 2)
 
-    assert rel_error(a.data, reference(x.data)) < 1e-4
-    assert x.grad.shape == x.shape and np.isfinite(x.grad).all()
+    fast, reference = run_both_paths(net, x, w1, w2, g)
+    for got, expected in zip(fast, reference):
+        assert rel_error(got, expected) < 1e-4
+    with tg.fast_paths(True):
+        h = F.conv2d_relu(Tensor(x), Tensor(w1), None, padding=1)
+        p = F.max_pool2d(h, 2)
+        a = F.avg_pool2d(F.conv2d_relu(p, Tensor(w2), None, padding=1), 2)
+    assert all(channels_last.padded_buffer_of(t.data) is not None for t in (h, p, a))
 
 
-# ---- the differentiable ops, on both paths ------------------------------------------------------------------
+@pytest.mark.parametrize("padded", [True, False])
+def test_fast_gram_matrix_equals_the_reference(padded):
+    """On a fast conv's output (read in its padded buffer) and on a plain array."""
+    x, w, b, _ = arrays((2, 3, 4, 5, 3), seed=7, dtype=np.float64)
+    g = np.random.default_rng(8).standard_normal((2, 4, 4))
+
+    def features_gram(x, w, b):
+        f = F.conv2d_relu(x, w, b, padding=1) if padded else F.relu(F.conv2d(x, w, b, padding=1))
+        return F.gram_matrix(f)
+
+    fast, reference = run_both_paths(features_gram, x, w, b, g)
+    for got, expected in zip(fast, reference):
+        assert rel_error(got, expected) < 1e-10
+    with tg.fast_paths(True):
+        xt = Tensor(x, requires_grad=True)
+        f = F.conv2d_relu(xt, w, b, padding=1) if padded else F.relu(F.conv2d(xt, w, b, padding=1))
+        assert (channels_last.padded_buffer_of(f.data) is not None) == padded
+        assert isinstance(F.gram_matrix(f)._ctx, gram_fast.GramFast)
+
+
+# ---- gradient checks of the fast ops ----------------------------------------------------------------
 @settings(max_examples=8)
 @given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 5),
                        st.integers(1, 5)), seed=st.integers(0, 2**16), relu=st.booleans())
 def test_fast_conv_ops_pass_gradcheck(shape, seed, relu):
     x, w, b, _ = arrays(shape, seed, np.float64)
     x += 0.1 * np.sign(x)  # keep pre-activations away from the ReLU kink (finite differences)
-    op = conv2d_relu if relu else F.conv2d
-    assert conv3x3.applies((x, w, b), w.shape, 1, 1, 1)
-    assert tg.gradcheck(lambda x, w, b: op(x, w, b, padding=1), [x, w, b])
+    op = F.conv2d_relu if relu else F.conv2d
+    with tg.fast_paths(True):
+        assert conv_fast.conv3x3_fits(x, w, b, 1, 1, 1)
+        assert tg.gradcheck(lambda x, w, b: op(x, w, b, padding=1), [x, w, b])
+        assert tg.gradcheck(lambda x: F.gram_matrix(op(x, w, b, padding=1)), [x])
 
 
-@settings(max_examples=15)
-@given(shape=shapes, seed=st.integers(0, 2**16), relu=st.booleans())
-def test_fast_and_reference_paths_of_the_ops_agree(shape, seed, relu):
-    x, w, b, g = arrays(shape, seed)
-    op = conv2d_relu if relu else F.conv2d
-    results = []
-    for fast in (True, False):
-        with pytest.MonkeyPatch.context() as mp:
-            if not fast:
-                mp.setattr(conv3x3, "applies", lambda *args, **kwargs: False)
-            xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, w, b))
-            y = op(xt, wt, bt, padding=1)
-            (y * Tensor(g)).sum().backward()
-            results.append((y.data, xt.grad, wt.grad, bt.grad))
-    for fast, reference in zip(*results):
-        assert rel_error(fast, reference) < 1e-4
+def test_winograd_op_passes_a_vjp_check():
+    """64 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
+    x, w, b, _ = arrays((1, 64, 64, 5, 4), seed=9, dtype=np.float64)
+    with tg.fast_paths(True):
+        assert tg.check_vjp(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
 
 
-def test_frozen_weights_keep_no_input_and_get_no_gradient():
+# ---- when the fast path is taken ---------------------------------------------------------------------
+def test_fast_paths_switch_chooses_the_function_class():
+    x, w, b, _ = arrays((1, 2, 3, 5, 5), seed=5)
+    with tg.fast_paths(True):
+        assert isinstance(F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)._ctx, conv_fast.Conv3x3Fast)
+        assert isinstance(F.max_pool2d(Tensor(x, requires_grad=True), 2)._ctx, conv_fast.MaxPool2dFast)
+    with tg.fast_paths(False):
+        assert type(F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)._ctx).__name__ == "Conv2d"
+        assert type(F.max_pool2d(Tensor(x, requires_grad=True), 2)._ctx).__name__ == "MaxPool2d"
+
+    @tg.fast_paths(False)
+    def reference_conv():
+        return F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)
+
+    with tg.fast_paths(True):
+        assert type(reference_conv()._ctx).__name__ == "Conv2d"
+
+
+def test_other_geometries_and_dtypes_take_the_reference_path():
+    x, w, b, _ = arrays((1, 2, 2, 5, 5), seed=5)
+    assert conv_fast.conv3x3_fits(x, w, None, 1, (1, 1), 1)
+    assert not conv_fast.conv3x3_fits(x, w, b, 2, 1, 1)
+    assert not conv_fast.conv3x3_fits(x, w, b, 1, 0, 1)
+    assert not conv_fast.conv3x3_fits(x, w, b, 1, 1, 2)
+    assert not conv_fast.conv3x3_fits(x, w[:, :, :2], b, 1, 1, 1)
+    assert not conv_fast.conv3x3_fits(x.astype(np.float16), w.astype(np.float16), None, 1, 1, 1)
+    assert not conv_fast.conv3x3_fits(x, w.astype(np.float64), b, 1, 1, 1)  # mixed: NumPy's rules
+    assert not conv_fast.conv3x3_fits(x, w, b[:1], 1, 1, 1)  # a wrong bias: the reference explains it
+
+
+def test_fast_conv_checks_shapes_like_the_reference():
+    x, w, _, _ = arrays((1, 2, 3, 4, 4), seed=11)
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        F.conv2d_relu(Tensor(x), Tensor(w), Tensor(np.zeros(1, np.float32)), padding=1)
+    with pytest.raises(ValueError, match="input has 2 channels"):
+        F.conv2d(Tensor(x), Tensor(w[:, :1]), padding=1)
+
+
+def test_frozen_weights_keep_no_input():
     x, w, b, _ = arrays((1, 3, 4, 6, 6), seed=4)
     xt = Tensor(x, requires_grad=True)
-    y = conv2d_relu(xt, Tensor(w), Tensor(b), padding=1)
+    with tg.fast_paths(True):
+        y = F.conv2d_relu(xt, Tensor(w), Tensor(b), padding=1)
     assert y._ctx.xpad is None  # only the weight gradient would read it
     y.sum().backward()
     assert xt.grad.shape == x.shape
-
-
-def test_other_geometries_and_float16_take_the_reference_path():
-    x, w, _, _ = arrays((1, 2, 2, 5, 5), seed=5)
-    assert conv3x3.applies((x, w, None), w.shape, 1, (1, 1), 1)
-    assert not conv3x3.applies((x, w), w.shape, 2, 1, 1)
-    assert not conv3x3.applies((x, w), w.shape, 1, 0, 1)
-    assert not conv3x3.applies((x, w), w.shape, 1, 1, 2)
-    assert not conv3x3.applies((x, w[:, :, :2]), w[:, :, :2].shape, 1, 1, 1)
-    assert not conv3x3.applies((x.astype(np.float16), w.astype(np.float16)), w.shape, 1, 1, 1)
-    assert not conv3x3.applies((x, w.astype(np.float64)), w.shape, 1, 1, 1)  # mixed: NumPy's rules
-    y = F.conv2d(Tensor(x), Tensor(w), stride=2, padding=1)
-    assert rel_error(y.data, kernels.conv2d_forward(x, w, None, 2, 1)) < 1e-6
 
 
 def test_no_im2col_sized_buffer():
     """Forward + backward of a 64-channel 256x256 layer: peak memory well under im2col's 9x buffer
     (the output, the gradients and a few cache-sized Winograd bands)."""
     x, w, b, _ = arrays((1, 64, 64, 256, 256), seed=6)
-    activation = x.nbytes
     xt = Tensor(x, requires_grad=True)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        conv2d_relu(xt, Tensor(w), Tensor(b), padding=1).sum().backward()
+        with tg.fast_paths(True):
+            F.conv2d_relu(xt, Tensor(w), Tensor(b), padding=1).sum().backward()
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
-    assert peak < 6 * activation, f"peak {peak / activation:.1f}x the activation (im2col alone is 9x)"
+    assert peak < 6 * x.nbytes, f"peak {peak / x.nbytes:.1f}x the activation (im2col alone is 9x)"
 
 
-# ---- Gram matrices read the padded buffer in place --------------------------------------------------------
-@pytest.mark.parametrize("padded", [True, False])
-def test_gram_matrix_on_padded_and_plain_features(padded):
-    from tinygrad_cv.vision.style import gram_matrix
+# ---- the fast kernels themselves ---------------------------------------------------------------------
+@settings(max_examples=30)
+@given(shape=shapes, seed=st.integers(0, 2**16))
+def test_nine_gemms_match_im2col_forward_and_gradients(shape, seed):
+    x, w, b, g = arrays(shape, seed)
+    xpad, tap_weights = channels_last.as_padded(x), conv3x3.weight_per_tap(w)
+    y = channels_last.interior(conv3x3.conv3x3_padded(xpad, tap_weights, b))
+    assert rel_error(y, conv.conv2d_forward(x, w, b, 1, 1)) < 1e-4
+    gpad = channels_last.as_padded(g)
+    dx = channels_last.interior(conv3x3.conv3x3_padded_grad_input(gpad, tap_weights))
+    dw = conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(xpad, gpad))
+    assert rel_error(dx, conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
+    assert rel_error(dw, conv.conv2d_grad_weight(g, x, w.shape, 1, 1)) < 1e-4
+    assert rel_error(conv3x3.conv3x3_padded_grad_bias(gpad), conv.conv2d_grad_bias(g)) < 1e-4
 
-    x, w, b, _ = arrays((2, 3, 4, 5, 3), seed=7, dtype=np.float64)
-    if padded:  # the fused op's output is a view of its padded buffer; a separate relu makes a new array
-        features = lambda x: conv2d_relu(x, w, b, padding=1)  # noqa: E731
-    else:
-        features = lambda x: F.relu(F.conv2d(x, w, b, padding=1))  # noqa: E731
-    f = features(Tensor(x))
-    assert (conv3x3.padded_buffer_of(f.data) is not None) == padded
-    expected = np.einsum("nchw,ndhw->ncd", f.data, f.data) / (5 * 3)
-    np.testing.assert_allclose(gram_matrix(f).data, expected, rtol=1e-12)
-    assert tg.gradcheck(lambda x: gram_matrix(features(x)), [x + 0.1 * np.sign(x)])
+
+def test_output_is_zero_bordered_and_blocks_cover_every_row(monkeypatch):
+    """Tiny blocks (many per image, some straddling two images) give the same result as one block."""
+    x, w, b, _ = arrays((3, 4, 5, 6, 7), seed=1)
+    whole = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_per_tap(w), b, relu=True)
+    monkeypatch.setattr(conv3x3, "MIN_BLOCK_ROWS", 5)
+    monkeypatch.setattr(conv3x3, "BLOCK_BYTES", 1)
+    blocks = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_per_tap(w), b, relu=True)
+    np.testing.assert_allclose(whole, blocks, rtol=1e-5, atol=1e-5)  # BLAS may round blocks differently
+    assert channels_last.border_is_zero(whole) and channels_last.border_is_zero(blocks)
+    assert rel_error(channels_last.interior(whole), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
 
 
-# ---- Winograd F(2x2, 3x3) ------------------------------------------------------------------------------
+def test_taps_round_trip_and_order():
+    w = np.arange(2 * 3 * 9, dtype=np.float32).reshape(2, 3, 3, 3)
+    tap_weights = conv3x3.weight_per_tap(w)
+    assert tap_weights.shape == (9, 2, 3) and tap_weights.flags.c_contiguous
+    np.testing.assert_array_equal(tap_weights[3 * 2 + 1], w[:, :, 2, 1])
+    np.testing.assert_array_equal(conv3x3.weight_from_taps(tap_weights), w)
+    assert conv3x3.tap_offsets(5) == [-8, -7, -6, -1, 0, 1, 6, 7, 8]  # rows of the 7-wide padded grid
+
+
+def test_as_padded_reuses_a_padded_buffer_and_copies_anything_else():
+    x, _, _, _ = arrays((2, 3, 4, 5, 6), seed=2)
+    xpad = channels_last.as_padded(x)
+    assert xpad.shape == (2, 7, 8, 3) and channels_last.border_is_zero(xpad)
+    np.testing.assert_array_equal(channels_last.interior(xpad), x)
+    assert channels_last.as_padded(channels_last.interior(xpad)) is xpad  # no copy between layers
+    cropped = channels_last.interior(xpad)[:, :, 1:]
+    assert channels_last.padded_buffer_of(cropped) is None  # a view of part of it is not its interior
+    np.testing.assert_array_equal(channels_last.interior(channels_last.as_padded(cropped)), cropped)
+    xpad[0, 0, 3, 1] = 1.0  # a non-zero border: not a padded image any more
+    again = channels_last.as_padded(channels_last.interior(xpad))
+    assert again is not xpad and channels_last.border_is_zero(again)
+
+
 @settings(max_examples=30)
 @given(shape=shapes, seed=st.integers(0, 2**16), band_bytes=st.sampled_from([1, 2000, 2**30]))
 def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_bytes):
     """Odd and even sizes (a half-used last tile), one band of tile rows or many."""
     x, w, b, g = arrays(shape, seed)
-    U = winograd.filter_transform(conv3x3.taps(w))
+    filter_tiles = winograd.filter_transform(conv3x3.weight_per_tap(w))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(winograd, "BAND_BYTES", band_bytes)
-        ypad = winograd.winograd_conv3x3_padded(conv3x3.as_padded(x), U, b, relu=True)
-        dxpad = winograd.winograd_conv3x3_padded(conv3x3.as_padded(g), U, flipped=True)
-    assert conv3x3.border_is_zero(ypad) and conv3x3.border_is_zero(dxpad)
-    assert rel_error(conv3x3.interior(ypad), np.maximum(kernels.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
-    assert rel_error(conv3x3.interior(dxpad), kernels.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
+        ypad = winograd.winograd_conv3x3_padded(channels_last.as_padded(x), filter_tiles, b, relu=True)
+        dxpad = winograd.winograd_conv3x3_padded(channels_last.as_padded(g), filter_tiles, flipped=True)
+    assert channels_last.border_is_zero(ypad) and channels_last.border_is_zero(dxpad)
+    assert rel_error(channels_last.interior(ypad), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
+    assert rel_error(channels_last.interior(dxpad), conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
 
 
 def test_winograd_flip_permutes_the_tile_positions():
     """The transform of the flipped kernel is U with tile rows/columns 0 and 3 swapped."""
     w = np.random.default_rng(8).standard_normal((2, 3, 3, 3))
-    U = winograd.filter_transform(conv3x3.taps(w))
-    U_of_flipped = winograd.filter_transform(conv3x3.taps(w[:, :, ::-1, ::-1]))
+    U = winograd.filter_transform(conv3x3.weight_per_tap(w))
+    U_of_flipped = winograd.filter_transform(conv3x3.weight_per_tap(w[:, :, ::-1, ::-1]))
     np.testing.assert_allclose(U[winograd.FLIP], U_of_flipped, rtol=1e-12)
 
 
@@ -226,49 +293,34 @@ def test_winograd_accuracy_on_a_vgg_sized_layer():
     rng = np.random.default_rng(9)
     x = np.maximum(rng.standard_normal((1, 128, 16, 16)), 0)
     w = rng.standard_normal((128, 128, 3, 3)) * np.sqrt(2 / (9 * 128))
-    expected = kernels.conv2d_forward(x, w, None, 1, 1)
-    U = winograd.filter_transform(conv3x3.taps(w.astype(np.float32)))
-    y = conv3x3.interior(winograd.winograd_conv3x3_padded(conv3x3.as_padded(x.astype(np.float32)), U))
-    direct = kernels.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, 1, 1)
+    expected = conv.conv2d_forward(x, w, None, 1, 1)
+    U = winograd.filter_transform(conv3x3.weight_per_tap(w.astype(np.float32)))
+    y = channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x.astype(np.float32)), U))
+    direct = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, 1, 1)
     assert rel_error(y, expected) < 5e-6
     assert rel_error(direct, expected) < 5e-6
 
 
-@settings(max_examples=6)
-@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 5),
-                       st.integers(1, 5)), seed=st.integers(0, 2**16), relu=st.booleans())
-def test_winograd_ops_pass_gradcheck(shape, seed, relu):
-    x, w, b, _ = arrays(shape, seed, np.float64)
-    x += 0.1 * np.sign(x)
-    op = conv2d_relu if relu else F.conv2d
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(winograd, "MIN_CHANNELS", 1)  # small channel counts take the Winograd path too
-        y = op(Tensor(x, requires_grad=True), Tensor(w), Tensor(b), padding=1)
-        assert y._ctx.U is not None
-        assert tg.gradcheck(lambda x, w, b: op(x, w, b, padding=1), [x, w, b])
-
-
 def test_vgg_sized_channels_choose_winograd():
-    assert winograd.worth_it(64, 128) and winograd.worth_it(512, 512)
-    assert not winograd.worth_it(3, 64) and not winograd.worth_it(64, 3)  # VGG's first layer
-    x, w, b, _ = arrays((1, 128, 128, 4, 4), seed=10)
-    y = conv2d_relu(Tensor(x, requires_grad=True), Tensor(w), Tensor(b), padding=1)
-    assert y._ctx.U is not None and y._ctx.taps is None
+    assert winograd.winograd_is_faster(64, 128) and winograd.winograd_is_faster(512, 512)
+    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 3)  # VGG's first
 
 
-def test_fast_path_checks_shapes_like_the_reference():
-    x, w, _, _ = arrays((1, 2, 3, 4, 4), seed=11)
-    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
-        conv2d_relu(Tensor(x), Tensor(w), Tensor(np.zeros(1, np.float32)), padding=1)
-    with pytest.raises(ValueError, match="input has 2 channels"):
-        F.conv2d(Tensor(x), Tensor(w[:, :1]), padding=1)
+def test_fast_max_pool_kernel_equals_the_reference_on_a_padded_layout():
+    x = channels_last.interior(channels_last.as_padded(np.random.default_rng(4).standard_normal((2, 5, 9, 7))))
+    y, arg = fast_pool.max_pool2d_forward(x, 3, 2, 1)
+    y_ref, arg_ref = pool.max_pool2d_forward(np.ascontiguousarray(x), 3, 2, 1)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert channels_last.padded_buffer_of(y) is not None
+    g = np.random.default_rng(5).standard_normal(y.shape)
+    np.testing.assert_array_equal(fast_pool.max_pool2d_backward(g, arg, x.shape, 3, 2, 1),
+                                  pool.max_pool2d_backward(g, arg_ref, x.shape, 3, 2, 1))
 
 
 # ---- blocks on every core ------------------------------------------------------------------------------
 def test_parallel_map_keeps_order_and_does_not_nest():
     import threading
-
-    from tinygrad_cv.kernels import parallel
 
     names = set()
 
@@ -286,26 +338,18 @@ def test_parallel_map_keeps_order_and_does_not_nest():
 
 
 def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
-    from tinygrad_cv.kernels import parallel
-
     x, w, b, _ = arrays((2, 128, 128, 9, 7), seed=12)
-    many = conv3x3.interior(winograd.winograd_conv3x3_padded(conv3x3.as_padded(x), winograd.filter_transform(
-        conv3x3.taps(w)), b, relu=True))
+
+    def winograd_conv():
+        U = winograd.filter_transform(conv3x3.weight_per_tap(w))
+        return channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x), U, b, relu=True))
+
+    many = winograd_conv()
     monkeypatch.setattr(parallel, "workers", lambda: 1)
-    one = conv3x3.interior(winograd.winograd_conv3x3_padded(conv3x3.as_padded(x), winograd.filter_transform(
-        conv3x3.taps(w)), b, relu=True))
-    np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(many, winograd_conv(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("rows", [0, 1, 7, 3000])
-def test_parallel_matrix_products_match_numpy(rows):
-    from tinygrad_cv.kernels import parallel
+def test_the_reference_option_switches_the_fast_paths_off(request):
+    from tinygrad_cv.functional import fast_paths
 
-    rng = np.random.default_rng(13)
-    a = rng.standard_normal((rows, 6, 2))[:, :, 0]  # a non-contiguous view
-    b = rng.standard_normal((rows, 5))
-    np.testing.assert_allclose(parallel.matmul_at_b(a, b), a.T @ b, rtol=1e-10, atol=1e-10)
-    c = rng.standard_normal((6, 4))
-    out = np.empty((rows, 4))
-    assert parallel.matmul(a, c, out=out) is out
-    np.testing.assert_allclose(out, a @ c, rtol=1e-10, atol=1e-12)
+    assert fast_paths.enabled() == (not request.config.getoption("--reference"))

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate2d
 
-from tinygrad_cv import backend, kernels
-from tinygrad_cv.kernels.im2col import Window, pair
+from tinygrad_cv import backend
+from tinygrad_cv.kernels import conv, im2col, pool, relu, upsample
+from tinygrad_cv.kernels.geometry import Window, pair
 
 # The xp fixture is stateless, so sharing it between Hypothesis examples is safe.
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100)
@@ -148,7 +149,7 @@ def cpu(a):
 @given(case=cases())
 def test_im2col_columns_are_the_windows(xp, case):
     x, _, _ = case.arrays()
-    cols = cpu(kernels.im2col(on(xp, x), case.kernel, **case.settings))
+    cols = cpu(im2col.im2col(on(xp, x), case.kernel, **case.settings))
     OH, OW = case.out_hw
     xpad = padded(x, case.padding)
     assert cols.shape == (case.C * case.kernel[0] * case.kernel[1], case.N * OH * OW)
@@ -164,8 +165,8 @@ def test_col2im_is_the_adjoint_of_im2col(xp, case):
     x, _, _ = case.arrays()
     c = np.random.default_rng(case.seed + 1).standard_normal(
         (case.C * case.kernel[0] * case.kernel[1], case.N * case.out_hw[0] * case.out_hw[1]))
-    lhs = float((cpu(kernels.im2col(on(xp, x), case.kernel, **case.settings)) * c).sum())
-    back = cpu(kernels.col2im(on(xp, c), case.x_shape, case.kernel, **case.settings))
+    lhs = float((cpu(im2col.im2col(on(xp, x), case.kernel, **case.settings)) * c).sum())
+    back = cpu(im2col.col2im(on(xp, c), case.x_shape, case.kernel, **case.settings))
     assert back.shape == case.x_shape
     np.testing.assert_allclose(lhs, float((x * back).sum()), rtol=1e-10)
 
@@ -175,7 +176,7 @@ def test_col2im_is_the_adjoint_of_im2col(xp, case):
 @given(case=cases())
 def test_conv2d_forward_matches_naive_loop_and_scipy(xp, case):
     x, w, b = case.arrays()
-    y = cpu(kernels.conv2d_forward(*on(xp, x, w, b), **case.settings))
+    y = cpu(conv.conv2d_forward(*on(xp, x, w, b), **case.settings))
     np.testing.assert_allclose(y, naive_conv2d(x, w, b, case), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y - b[None, :, None, None], scipy_conv2d(x, w, case), rtol=1e-10, atol=1e-10)
 
@@ -186,11 +187,11 @@ def test_conv2d_gradients_match_naive_loop(xp, case):
     x, w, _ = case.arrays()
     g = np.random.default_rng(case.seed + 2).standard_normal((case.N, case.O) + case.out_hw)
     dx_ref, dw_ref = naive_conv2d_grads(x, w, g, case)
-    dx = cpu(kernels.conv2d_grad_input(*on(xp, g, w), case.x_shape, **case.settings))
-    dw = cpu(kernels.conv2d_grad_weight(*on(xp, g, x), case.w_shape, **case.settings))
+    dx = cpu(conv.conv2d_grad_input(*on(xp, g, w), case.x_shape, **case.settings))
+    dw = cpu(conv.conv2d_grad_weight(*on(xp, g, x), case.w_shape, **case.settings))
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(cpu(kernels.conv2d_grad_bias(on(xp, g))), g.sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(cpu(conv.conv2d_grad_bias(on(xp, g))), g.sum(axis=(0, 2, 3)), rtol=1e-10)
 
 
 @fixture_ok
@@ -202,8 +203,12 @@ def test_grad_input_flipped_convolution_equals_col2im(xp, case):
                 case.dilation, case.seed)
     x, w, _ = case.arrays()
     g = np.random.default_rng(case.seed + 3).standard_normal((case.N, case.O) + case.out_hw)
-    flipped = cpu(kernels.conv2d_grad_input_flipped(*on(xp, g, w), case.x_shape, case.padding, case.dilation))
-    via_col2im = cpu(kernels.conv2d_grad_input_col2im(*on(xp, g, w), case.x_shape, **case.settings))
+    # dx[i] = sum_kh g[i + ph - kh*DH] w[kh]: a correlation of g, padded by DH*(KH-1) - ph, with w
+    # reversed along kh and kw and its channel axes swapped.
+    full = tuple(d * (k - 1) - p for d, k, p in zip(case.dilation, case.kernel, case.padding))
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, O, KH, KW)
+    flipped = cpu(conv.conv2d_forward(*on(xp, g, w_flipped), None, 1, full, case.dilation))
+    via_col2im = cpu(conv.conv2d_grad_input(*on(xp, g, w), case.x_shape, **case.settings))
     np.testing.assert_allclose(flipped, via_col2im, rtol=1e-10, atol=1e-10)
 
 
@@ -231,9 +236,9 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(xp, case, data):
     # The output_padding that brings conv_transpose2d back to x's size exactly.
     extra = tuple((n + 2 * p - d * (k - 1) - 1) % s for n, p, d, k, s in zip(
         (case.H, case.W), case.padding, case.dilation, case.kernel, case.stride))
-    xt = cpu(kernels.conv_transpose2d_forward(*on(xp, y, w), None, output_padding=extra, **case.settings))
+    xt = cpu(conv.conv_transpose2d_forward(*on(xp, y, w), None, output_padding=extra, **case.settings))
     assert xt.shape == case.x_shape
-    lhs = float((cpu(kernels.conv2d_forward(*on(xp, x, w), **case.settings)) * y).sum())
+    lhs = float((cpu(conv.conv2d_forward(*on(xp, x, w), **case.settings)) * y).sum())
     np.testing.assert_allclose(lhs, float((x * xt).sum()), rtol=1e-9)
     np.testing.assert_allclose(xt, naive_conv_transpose2d(y, w, case, extra), rtol=1e-10, atol=1e-10)
 
@@ -241,13 +246,13 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(xp, case, data):
 def test_conv2d_float32_stays_float32_and_close_to_float64(xp):
     case = Case(2, 5, 7, 13, 9, (3, 3), (1, 2), (1, 0), (1, 1), seed=3)
     x, w, b = case.arrays(np.float32)
-    y32 = kernels.conv2d_forward(*on(xp, x, w, b), **case.settings)
+    y32 = conv.conv2d_forward(*on(xp, x, w, b), **case.settings)
     assert y32.dtype == np.float32
     y64 = naive_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), case)
     np.testing.assert_allclose(cpu(y32), y64, rtol=1e-5, atol=1e-5)
     g = np.ones(y32.shape, np.float32)
-    assert kernels.conv2d_grad_input(on(xp, g), on(xp, w), x.shape, **case.settings).dtype == np.float32
-    assert kernels.conv2d_grad_weight(on(xp, g), on(xp, x), w.shape, **case.settings).dtype == np.float32
+    assert conv.conv2d_grad_input(on(xp, g), on(xp, w), x.shape, **case.settings).dtype == np.float32
+    assert conv.conv2d_grad_weight(on(xp, g), on(xp, x), w.shape, **case.settings).dtype == np.float32
 
 
 def test_conv_on_gpu_equals_numpy_in_float32(xp):
@@ -256,11 +261,11 @@ def test_conv_on_gpu_equals_numpy_in_float32(xp):
     x, w, b = case.arrays(np.float32)
     g = np.random.default_rng(5).standard_normal((case.N, case.O) + case.out_hw).astype(np.float32)
     pairs = [
-        (kernels.conv2d_forward(x, w, b, **case.settings), kernels.conv2d_forward(*on(xp, x, w, b), **case.settings)),
-        (kernels.conv2d_grad_input(g, w, x.shape, **case.settings),
-         kernels.conv2d_grad_input(*on(xp, g, w), x.shape, **case.settings)),
-        (kernels.conv2d_grad_weight(g, x, w.shape, **case.settings),
-         kernels.conv2d_grad_weight(*on(xp, g, x), w.shape, **case.settings)),
+        (conv.conv2d_forward(x, w, b, **case.settings), conv.conv2d_forward(*on(xp, x, w, b), **case.settings)),
+        (conv.conv2d_grad_input(g, w, x.shape, **case.settings),
+         conv.conv2d_grad_input(*on(xp, g, w), x.shape, **case.settings)),
+        (conv.conv2d_grad_weight(g, x, w.shape, **case.settings),
+         conv.conv2d_grad_weight(*on(xp, g, x), w.shape, **case.settings)),
     ]
     for expected, got in pairs:
         np.testing.assert_allclose(cpu(got), expected, rtol=1e-5, atol=1e-5 * float(np.abs(expected).max()))
@@ -310,12 +315,12 @@ def test_max_pool_matches_naive_loop(xp, case, ties):
     rng = np.random.default_rng(seed)
     # With ties=True the values are small integers, so most windows hold several equal maxima.
     x = rng.integers(-2, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
-    y, arg = kernels.max_pool2d_forward(on(xp, x), k, s, p)
+    y, arg = pool.max_pool2d_forward(on(xp, x), k, s, p)
     y_ref, arg_ref = naive_max_pool(x, k, s, p)
     np.testing.assert_array_equal(cpu(y), y_ref)
     np.testing.assert_array_equal(cpu(arg), arg_ref)
     g = rng.standard_normal(y_ref.shape)
-    dx = cpu(kernels.max_pool2d_backward(on(xp, g), arg, shape, k, s, p))
+    dx = cpu(pool.max_pool2d_backward(on(xp, g), arg, shape, k, s, p))
     np.testing.assert_allclose(dx, naive_max_pool_backward(g, arg_ref, shape, k, s, p), rtol=1e-12, atol=1e-12)
 
 
@@ -324,10 +329,10 @@ def test_max_pool_ties_go_to_the_first_element_in_window_order(xp):
                     [5.0, 5.0, 0.0, 5.0],
                     [2.0, 2.0, 3.0, 3.0],
                     [2.0, 2.0, 3.0, 3.0]]]])
-    y, arg = kernels.max_pool2d_forward(on(xp, x), 2)
+    y, arg = pool.max_pool2d_forward(on(xp, x), 2)
     np.testing.assert_array_equal(cpu(y), [[[[5.0, 5.0], [2.0, 3.0]]]])
     np.testing.assert_array_equal(cpu(arg), [[[[1, 0], [0, 0]]]])  # tap index kh*KW + kw
-    dx = cpu(kernels.max_pool2d_backward(on(xp, np.ones((1, 1, 2, 2))), arg, x.shape, 2))
+    dx = cpu(pool.max_pool2d_backward(on(xp, np.ones((1, 1, 2, 2))), arg, x.shape, 2))
     np.testing.assert_array_equal(dx, [[[[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]]])
 
 
@@ -345,31 +350,31 @@ def test_avg_pool_matches_naive_loop_and_its_adjoint(xp, case):
         for j in range(OW):
             rows, cols = window_slices(i, j, win.kernel, win.stride, (1, 1))
             ref[:, :, i, j] = xpad[:, :, rows, cols].mean(axis=(2, 3))
-    y = cpu(kernels.avg_pool2d_forward(on(xp, x), k, s, p))
+    y = cpu(pool.avg_pool2d_forward(on(xp, x), k, s, p))
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(ref.shape)
-    dx = cpu(kernels.avg_pool2d_backward(on(xp, g), shape, k, s, p))
+    dx = cpu(pool.avg_pool2d_backward(on(xp, g), shape, k, s, p))
     np.testing.assert_allclose(float((y * g).sum()), float((x * dx).sum()), rtol=1e-10)
 
 
 def test_upsample_nearest_is_repeat_and_backward_sums_blocks(xp):
     x = np.arange(2 * 3 * 2 * 3, dtype=np.float64).reshape(2, 3, 2, 3)
-    y = cpu(kernels.upsample_nearest2d_forward(on(xp, x), (2, 3)))
+    y = cpu(upsample.upsample_nearest2d_forward(on(xp, x), (2, 3)))
     np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(3, axis=3))
     g = np.random.default_rng(0).standard_normal(y.shape)
-    dx = cpu(kernels.upsample_nearest2d_backward(on(xp, g), (2, 3)))
+    dx = cpu(upsample.upsample_nearest2d_backward(on(xp, g), (2, 3)))
     np.testing.assert_allclose(float((y * g).sum()), float((x * dx).sum()), rtol=1e-12)
     with pytest.raises(ValueError, match="scale_factor"):
-        kernels.upsample_nearest2d_forward(on(xp, x), 1.5)
+        upsample.upsample_nearest2d_forward(on(xp, x), 1.5)
 
 
 def test_relu_forward_backward(xp):
     x = np.array([-2.0, -0.0, 0.0, 0.5, 3.0, np.nan], dtype=np.float32)
-    y = cpu(kernels.relu_forward(on(xp, x)))
+    y = cpu(relu.relu_forward(on(xp, x)))
     np.testing.assert_array_equal(y[:5], [0, 0, 0, 0.5, 3.0])
     assert np.isnan(y[5])
     g = np.arange(1, 7, dtype=np.float32)
-    dx = cpu(kernels.relu_backward(on(xp, g), on(xp, y)))
+    dx = cpu(relu.relu_backward(on(xp, g), on(xp, y)))
     np.testing.assert_array_equal(dx, [0, 0, 0, 4, 5, 0])  # the subgradient at 0 is 0
     assert y.dtype == dx.dtype == np.float32
 
@@ -385,20 +390,20 @@ def test_relu_forward_backward(xp):
 ])
 def test_conv2d_rejects_bad_input_naming_shapes(x_shape, w_shape, settings, message):
     with pytest.raises(ValueError, match=message):
-        kernels.conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), **settings)
+        conv.conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), **settings)
 
 
 def test_pool_and_transpose_reject_bad_input():
     with pytest.raises(ValueError, match=r"4-D.*\(8, 8\)"):
-        kernels.max_pool2d_forward(np.zeros((8, 8)), 2)
+        pool.max_pool2d_forward(np.zeros((8, 8)), 2)
     with pytest.raises(ValueError, match=r"padding \(2, 2\) must be at most half the kernel size \(3, 3\)"):
-        kernels.max_pool2d_forward(np.zeros((1, 1, 8, 8)), 3, padding=2)
+        pool.max_pool2d_forward(np.zeros((1, 1, 8, 8)), 3, padding=2)
     with pytest.raises(ValueError, match=r"spans \(3, 3\).*padded input \(2, 2\)"):
-        kernels.avg_pool2d_forward(np.zeros((1, 1, 2, 2)), 3)
+        pool.avg_pool2d_forward(np.zeros((1, 1, 2, 2)), 3)
     with pytest.raises(ValueError, match=r"output_padding \(2, 2\).*stride \(2, 2\)"):
-        kernels.conv_transpose2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)), stride=2, output_padding=2)
+        conv.conv_transpose2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((3, 2, 3, 3)), stride=2, output_padding=2)
     with pytest.raises(ValueError, match=r"input \(1, 4, 4, 4\) and weight \(3, 2, 3, 3\)"):
-        kernels.conv_transpose2d_forward(np.zeros((1, 4, 4, 4)), np.zeros((3, 2, 3, 3)))
+        conv.conv_transpose2d_forward(np.zeros((1, 4, 4, 4)), np.zeros((3, 2, 3, 3)))
 
 
 # ---- memory -------------------------------------------------------------------------------------
@@ -416,10 +421,10 @@ def test_conv_forward_backward_peak_memory_stays_under_four_im2col_buffers():
     try:
         tracemalloc.reset_peak()
         base = tracemalloc.get_traced_memory()[0]
-        y = kernels.conv2d_forward(x, w, b, padding=1)
+        y = conv.conv2d_forward(x, w, b, padding=1)
         g = np.ones_like(y)
-        dw = kernels.conv2d_grad_weight(g, x, w.shape, padding=1)
-        dx = kernels.conv2d_grad_input(g, w, x.shape, padding=1)
+        dw = conv.conv2d_grad_weight(g, x, w.shape, padding=1)
+        dx = conv.conv2d_grad_input(g, w, x.shape, padding=1)
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()

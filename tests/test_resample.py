@@ -12,8 +12,8 @@ from scipy import ndimage
 
 import tinygrad_cv as tg
 from tinygrad_cv import Tensor
-from tinygrad_cv.functional.resample import (PADDINGS, affine_sample, bilinear_sample, centred_affine,
-                                             fold_positions, resize_bilinear)
+from tinygrad_cv.functional.resample import PADDINGS, affine_sample, bilinear_sample, fold_positions, resize_bilinear
+from tinygrad_cv.vision.optvis import centred_affine
 
 SCIPY_MODE = {"zeros": "grid-constant", "border": "nearest", "reflect": "mirror"}
 

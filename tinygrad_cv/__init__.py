@@ -3,7 +3,8 @@
 Reading order: backend.py -> tensor.py -> functional/ -> kernels/ -> nn/ -> optim.py, then
 models/ and vision/. See README.md.
 """
-from tinygrad_cv.tensor import AnomalyError, Function, Tensor, detect_anomaly, is_grad_enabled, no_grad
+from tinygrad_cv.anomaly import AnomalyError, detect_anomaly
+from tinygrad_cv.tensor import Function, Tensor, is_grad_enabled, no_grad
 from tinygrad_cv import functional  # noqa: E402 - after tensor, which it builds on
 from tinygrad_cv.functional.fast_paths import fast_paths
 from tinygrad_cv.gradcheck import check_vjp, gradcheck

@@ -18,10 +18,9 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from tinygrad_cv import backend
+from tinygrad_cv import anomaly, backend
 
 _grad_enabled = True  # switched off by no_grad()
-_anomaly_mode = False  # switched on by detect_anomaly()
 
 
 @contextlib.contextmanager
@@ -37,37 +36,6 @@ def no_grad() -> Iterator[None]:
 
 def is_grad_enabled() -> bool:
     return _grad_enabled
-
-
-class AnomalyError(FloatingPointError):
-    """A forward or backward value became NaN or inf while detect_anomaly() was on."""
-
-
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Check every forward output and every backward gradient for NaN/inf; raise naming the op.
-
-    Costs one ``isfinite`` pass per op, so it is off by default. Use it when a loss turns NaN and you
-    want to know which operation did it first.
-    """
-    global _anomaly_mode
-    previous, _anomaly_mode = _anomaly_mode, True
-    try:
-        yield
-    finally:
-        _anomaly_mode = previous
-
-
-def _check_finite(array: Any, fn: "Function", where: str, inputs: Sequence[Any]) -> None:
-    xp = backend.get_array_module(array)
-    if bool(xp.isfinite(array).all()):
-        return
-    bad = "NaN" if bool(xp.isnan(array).any()) else "inf"
-    shapes = ", ".join(str(tuple(getattr(a, "shape", ()))) for a in inputs)
-    raise AnomalyError(
-        f"{type(fn).__name__}.{where} produced {bad} (output shape {tuple(array.shape)}; "
-        f"input shapes {shapes})"
-    )
 
 
 def _as_array(value: Any, dtype: Any) -> Any:
@@ -167,12 +135,31 @@ class Tensor:
                 one-element tensor, required otherwise.
             retain_graph: keep the graph so backward can run again through it.
         """
+        grads = {id(self): self._seed_gradient(grad)}  # d(self)/d(node), by node, while running
+        for node in reversed(topological_order(self)):  # every consumer before what it consumes
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node._ctx
+            if fn is None:  # a leaf: its gradient is complete
+                _accumulate_leaf(node, g)
+                continue
+            for parent, parent_grad in zip(fn.parents, _run_backward(fn, g)):
+                if parent is None or parent_grad is None or not parent.requires_grad:
+                    continue
+                parent_grad = unbroadcast(parent_grad, parent.shape)  # the adjoint of broadcasting
+                key = id(parent)
+                grads[key] = grads[key] + parent_grad if key in grads else parent_grad
+            if not retain_graph:
+                node._ctx = None  # drop the Function, its saved arrays and its parents
+
+    def _seed_gradient(self, grad: Any) -> Any:
+        """The gradient backward() starts from, checked: 1 for a scalar, else the given array."""
         if not self.requires_grad:
             raise ValueError(
                 "backward() on a tensor that does not require grad: no input of the computation "
                 "had requires_grad=True (or it ran under no_grad())"
             )
-        xp = backend.get_array_module(self.data)
         if grad is None:
             if self.size != 1:
                 raise ValueError(
@@ -180,34 +167,11 @@ class Tensor:
                     "call loss.backward() on a scalar (e.g. .sum() or .mean() first), or pass "
                     "backward(grad=array_of_ones_like_it)"
                 )
-            grad = xp.ones_like(self.data)
+            return backend.get_array_module(self.data).ones_like(self.data)
         grad = _as_array(grad, self.dtype)
         if grad.shape != self.data.shape:
             raise ValueError(f"backward(): grad has shape {grad.shape}, tensor has shape {self.shape}")
-
-        order = _topological_order(self)
-        grads = {id(self): grad}  # gradients by node while running; only leaves keep theirs
-        for node in reversed(order):  # every consumer comes before the node it consumes
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            fn = node._ctx
-            if fn is None:
-                _accumulate_leaf(node, g)
-                continue
-            parent_grads = fn.backward(g)
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
-            for parent, pg in zip(fn.parents, parent_grads):
-                if pg is None or parent is None or not parent.requires_grad:
-                    continue
-                pg = unbroadcast(pg, parent.shape)
-                if _anomaly_mode:
-                    _check_finite(pg, fn, "backward", [p.data for p in fn.parents if p is not None])
-                key = id(parent)
-                grads[key] = grads[key] + pg if key in grads else pg
-            if not retain_graph:
-                node._ctx = None  # drop the Function, its saved arrays and its parents
+        return grad
 
     # ---- operators: thin calls into tinygrad_cv.functional ------------------------------------------
     def __add__(self, other: Any) -> "Tensor":
@@ -305,7 +269,16 @@ def _accumulate_leaf(leaf: Tensor, g: Any) -> None:
     leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 
-def _topological_order(root: Tensor) -> list:
+def _run_backward(fn: "Function", grad: Any) -> tuple:
+    """``fn.backward(grad)`` as a tuple of one gradient per parent (checked in anomaly mode)."""
+    parent_grads = fn.backward(grad)
+    parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+    if anomaly.enabled():
+        anomaly.check_finite(parent_grads, type(fn).__name__, "backward", [p and p.data for p in fn.parents])
+    return parent_grads
+
+
+def topological_order(root: Tensor) -> list:
     """Nodes reachable from ``root`` through requires_grad edges, every input before its consumers.
 
     Iterative depth-first search: each node is pushed once to be expanded and once more (marked
@@ -378,8 +351,8 @@ class Function:
         fn.needs_grad = tuple(_grad_enabled and t is not None and t.requires_grad for t in tensors)
         arrays = [t.data if t is not None else None for t in tensors]
         out = fn.forward(*arrays, **settings)
-        if _anomaly_mode:
-            _check_finite(out, fn, "forward", [a for a in arrays if a is not None])
+        if anomaly.enabled():
+            anomaly.check_finite([out], cls.__name__, "forward", arrays)
         needs_grad = _grad_enabled and any(t is not None and t.requires_grad for t in tensors)
         result = Tensor(out, requires_grad=needs_grad, dtype=out.dtype)
         if needs_grad:

@@ -8,86 +8,37 @@ Gradients that nobody asked for are not computed: a convolution inside a frozen 
 with respect to the image (style transfer, feature visualisation), skips the weight gradient, which
 would cost as much as the forward pass, and does not even keep its input for it.
 
-Convolutions with a 3x3 kernel, stride 1 and padding 1 on NumPy arrays (every layer of VGG) take a
-faster path, ``kernels/conv3x3.py``: no im2col buffer, and outputs that are NCHW views of a padded
-channels-last buffer the next such layer reads without a copy. The im2col path computes everything
-else and is the reference the fast path is tested against.
+conv2d, conv2d_relu and the poolings have a CPU fast path (conv_fast.py); each wrapper below says in
+one line when it is taken, and ``tinygrad_cv.fast_paths(False)`` turns them all off.
 """
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from tinygrad_cv import kernels
-from tinygrad_cv.kernels import conv3x3, winograd
-from tinygrad_cv.kernels.im2col import IntOrPair
+from tinygrad_cv.functional import conv_fast, fast_paths
+from tinygrad_cv.functional.elementwise import relu
+from tinygrad_cv.kernels import conv, pool, upsample
+from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.kernels.upsample import Scale
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
 
 class Conv2d(Function):
-    relu = False  # Conv2dReLU sets it: ReLU applied to the output, its mask applied to the gradient
-
     def forward(self, x: Any, w: Any, b: Any, stride: IntOrPair = 1, padding: IntOrPair = 0,
                 dilation: IntOrPair = 1) -> Any:
-        kernels.check_conv2d_arrays(x, w, b)
-        self.shifted = conv3x3.applies((x, w, b), w.shape, stride, padding, dilation)
-        if self.shifted:
-            return self.shifted_forward(x, w, b)
         self.x_shape, self.w, self.geometry = x.shape, w, (stride, padding, dilation)
         self.x = x if self.needs_grad[1] else None  # only the weight gradient reads the input
-        y = kernels.conv2d_forward(x, w, b, stride, padding, dilation)
-        if self.relu:
-            self.y = kernels.relu_forward(y)
-            return self.y
-        return y
+        return conv.conv2d_forward(x, w, b, stride, padding, dilation)
 
     def backward(self, grad: Any) -> tuple:
-        if self.shifted:
-            return self.shifted_backward(grad)
-        if self.relu:
-            grad = kernels.relu_backward(grad, self.y)
         dx = dw = db = None
         if self.needs_grad[0]:
-            dx = kernels.conv2d_grad_input(grad, self.w, self.x_shape, *self.geometry)
+            dx = conv.conv2d_grad_input(grad, self.w, self.x_shape, *self.geometry)
         if self.needs_grad[1]:
-            dw = kernels.conv2d_grad_weight(grad, self.x, self.w.shape, *self.geometry)
+            dw = conv.conv2d_grad_weight(grad, self.x, self.w.shape, *self.geometry)
         if self.needs_grad[2]:
-            db = kernels.conv2d_grad_bias(grad)
+            db = conv.conv2d_grad_bias(grad)
         return dx, dw, db
-
-    # 3x3, stride 1, padding 1 on NumPy (all of VGG): a zero-padded channels-last layout, and either
-    # nine shifted GEMMs (kernels/conv3x3.py) or, with many channels, Winograd F(2x2, 3x3)
-    # (kernels/winograd.py). Same numbers as the two methods above, up to float32 rounding.
-    def shifted_forward(self, x: Any, w: Any, b: Any) -> Any:
-        xpad = conv3x3.as_padded(x)  # no copy when x came out of another such convolution
-        self.w_shape, taps = w.shape, conv3x3.taps(w)  # (9, O, C)
-        self.xpad = xpad if self.needs_grad[1] else None  # only the weight gradient reads it
-        if winograd.worth_it(w.shape[1], w.shape[0]):
-            self.taps, self.U = None, winograd.filter_transform(taps)  # (16, O, C)
-            ypad = winograd.winograd_conv3x3_padded(xpad, self.U, b, relu=self.relu)
-        else:
-            self.taps, self.U = taps, None
-            ypad = conv3x3.conv3x3_padded(xpad, taps, b, relu=self.relu)
-        self.ypad = ypad if self.relu else None
-        return conv3x3.interior(ypad)  # (N, O, H, W), a view of the channels-last buffer
-
-    def shifted_backward(self, grad: Any) -> tuple:
-        gpad = conv3x3.relu_mask_grad(grad, self.ypad) if self.relu else conv3x3.as_padded(grad)
-        dx = dw = db = None
-        if self.needs_grad[0] and self.U is not None:
-            dx = conv3x3.interior(winograd.winograd_conv3x3_padded(gpad, self.U, flipped=True))
-        elif self.needs_grad[0]:
-            dx = conv3x3.interior(conv3x3.conv3x3_padded_grad_input(gpad, self.taps))
-        if self.needs_grad[1]:  # finds the padded buffers of both views: no copy
-            dw = kernels.conv2d_grad_weight(conv3x3.interior(gpad), conv3x3.interior(self.xpad), self.w_shape,
-                                            1, 1, 1)
-        if self.needs_grad[2]:
-            db = conv3x3.conv3x3_padded_grad_bias(gpad)
-        return dx, dw, db
-
-
-class Conv2dReLU(Conv2d):
-    relu = True
 
 
 def conv2d(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride: IntOrPair = 1,
@@ -106,26 +57,25 @@ def conv2d(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride:
     Raises ValueError naming the shapes for a non-4-D input, a channel mismatch, a kernel larger
     than the padded input, or a stride, dilation or kernel size below 1.
     """
+    if fast_paths.enabled() and conv_fast.conv3x3_fits(x, w, b, stride, padding, dilation):
+        return conv_fast.Conv3x3Fast.apply(x, w, b, relu=False)
     return Conv2d.apply(x, w, b, stride=stride, padding=padding, dilation=dilation)
 
 
 def conv2d_relu(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride: IntOrPair = 1,
                 padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Tensor:
-    """``relu(conv2d(x, w, b, ...))`` as one op: the same values and gradients, less memory and time.
-
-    Separately, conv2d's output stays alive until backward (ReLU's input) next to ReLU's output, and
-    ReLU makes one more pass over memory each way. Fused, only the ReLU output is kept: its sign is
-    the mask the backward pass needs, applied to the gradient as it enters the convolution.
-    Arguments and shapes as ``conv2d``.
-    """
-    return Conv2dReLU.apply(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    """``relu(conv2d(x, w, b, ...))``. The fast path computes both as one op, which keeps only the
+    ReLU's output (its sign is the mask the backward pass needs). Arguments and shapes as ``conv2d``."""
+    if fast_paths.enabled() and conv_fast.conv3x3_fits(x, w, b, stride, padding, dilation):
+        return conv_fast.Conv3x3Fast.apply(x, w, b, relu=True)
+    return relu(conv2d(x, w, b, stride, padding, dilation))
 
 
 class ConvTranspose2d(Function):
     def forward(self, x: Any, w: Any, b: Any, stride: IntOrPair = 1, padding: IntOrPair = 0,
                 output_padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
         self.x, self.w, self.geometry = x, w, (stride, padding, dilation)
-        return kernels.conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation)
+        return conv.conv_transpose2d_forward(x, w, b, stride, padding, output_padding, dilation)
 
     def backward(self, grad: Any) -> tuple:
         # y = A^T x, where A is conv2d with weight w (mapping y's space to x's). So dx = A dy, and
@@ -133,11 +83,11 @@ class ConvTranspose2d(Function):
         # output gradient x.
         dx = dw = db = None
         if self.needs_grad[0]:
-            dx = kernels.conv2d_forward(grad, self.w, None, *self.geometry)
+            dx = conv.conv2d_forward(grad, self.w, None, *self.geometry)
         if self.needs_grad[1]:
-            dw = kernels.conv2d_grad_weight(self.x, grad, self.w.shape, *self.geometry)
+            dw = conv.conv2d_grad_weight(self.x, grad, self.w.shape, *self.geometry)
         if self.needs_grad[2]:
-            db = kernels.conv2d_grad_bias(grad)
+            db = conv.conv2d_grad_bias(grad)
         return dx, dw, db
 
 
@@ -163,11 +113,11 @@ class MaxPool2d(Function):
     def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
                 padding: IntOrPair = 0) -> Any:
         self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        y, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
+        y, self.argmax = pool.max_pool2d_forward(x, kernel_size, stride, padding)
         return y
 
     def backward(self, grad: Any) -> Any:
-        return kernels.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
+        return pool.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
 
 
 def max_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -178,17 +128,18 @@ def max_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair
     Gradient: each output's gradient goes to the one input that held the window's maximum. On ties
     the first in row-major window order (top-most, then left-most) gets it, deterministically.
     """
-    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    op = conv_fast.MaxPool2dFast if fast_paths.enabled() and conv_fast.pool_fits(x) else MaxPool2d
+    return op.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 class AvgPool2d(Function):
     def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
                 padding: IntOrPair = 0) -> Any:
         self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        return kernels.avg_pool2d_forward(x, kernel_size, stride, padding)
+        return pool.avg_pool2d_forward(x, kernel_size, stride, padding)
 
     def backward(self, grad: Any) -> Any:
-        return kernels.avg_pool2d_backward(grad, self.x_shape, *self.window)
+        return pool.avg_pool2d_backward(grad, self.x_shape, *self.window)
 
 
 def avg_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -198,16 +149,17 @@ def avg_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair
     stride defaults to kernel_size; zero padding counts in the mean (count_include_pad=True).
     Gradient: every input of a window receives 1/(KH*KW) of that window's gradient.
     """
-    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    op = conv_fast.AvgPool2dFast if fast_paths.enabled() and conv_fast.pool_fits(x) else AvgPool2d
+    return op.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 class UpsampleNearest2d(Function):
     def forward(self, x: Any, scale_factor: Scale) -> Any:
         self.scale_factor = scale_factor
-        return kernels.upsample_nearest2d_forward(x, scale_factor)
+        return upsample.upsample_nearest2d_forward(x, scale_factor)
 
     def backward(self, grad: Any) -> Any:
-        return kernels.upsample_nearest2d_backward(grad, self.scale_factor)
+        return upsample.upsample_nearest2d_backward(grad, self.scale_factor)
 
 
 def upsample_nearest2d(x: TensorLike, scale_factor: Scale) -> Tensor:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from tinygrad_cv import backend, kernels
+from tinygrad_cv import backend
+from tinygrad_cv.kernels.relu import relu_backward, relu_forward
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
 
@@ -97,11 +98,11 @@ def maximum(a: TensorLike, b: TensorLike) -> Tensor:
 
 class ReLU(Function):
     def forward(self, a: Any) -> Any:
-        self.out = kernels.relu_forward(a)
+        self.out = relu_forward(a)
         return self.out
 
     def backward(self, grad: Any) -> Any:
-        return kernels.relu_backward(grad, self.out)
+        return relu_backward(grad, self.out)
 
 
 def relu(a: TensorLike) -> Tensor:

@@ -46,23 +46,14 @@ def sum(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # 
     return Sum.apply(a, axis=axis, keepdims=keepdims)
 
 
-class Mean(Function):
-    def forward(self, a: Any, axis: Axis, keepdims: bool) -> Any:
-        self.shape, self.keepdims = a.shape, keepdims
-        self.axes = _normalise_axis(axis, a.ndim)
-        self.count = 1
-        for ax in self.axes:
-            self.count *= a.shape[ax] if a.ndim else 1
-        return a.mean(axis=self.axes, keepdims=keepdims)
-
-    def backward(self, grad: Any) -> Any:
-        grad = _restore_reduced(grad, self.axes, self.keepdims) / self.count
-        return backend.get_array_module(grad).broadcast_to(grad, self.shape)
-
-
 def mean(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Mean over ``axis`` (all by default). Each element receives grad / (number averaged)."""
-    return Mean.apply(a, axis=axis, keepdims=keepdims)
+    """Mean over ``axis`` (all by default): the sum divided by the count, so each element receives
+    grad / count."""
+    a = a if isinstance(a, Tensor) else Tensor(a)
+    count = 1
+    for ax in _normalise_axis(axis, a.ndim):
+        count *= a.shape[ax]
+    return sum(a, axis, keepdims) / count
 
 
 class Max(Function):

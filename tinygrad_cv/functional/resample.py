@@ -20,7 +20,6 @@ Outside the image, ``padding`` decides what is read: "zeros", "border" (the near
 """
 from __future__ import annotations
 
-import math
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -154,25 +153,6 @@ def affine_sample(x: TensorLike, matrix: Any, size: Optional[Tuple[int, int]] = 
     rows = m[:, 0, 0, None, None] * r + m[:, 0, 1, None, None] * c + m[:, 0, 2, None, None]  # (B, OH, OW)
     cols = m[:, 1, 0, None, None] * r + m[:, 1, 1, None, None] * c + m[:, 1, 2, None, None]
     return bilinear_sample(x, rows, cols, padding)
-
-
-def centred_affine(angle: float = 0.0, scale: float = 1.0, in_size: Tuple[int, int] = (1, 1),
-                   out_size: Optional[Tuple[int, int]] = None,
-                   shift: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """The (2, 3) matrix for ``affine_sample`` that rotates by ``angle`` degrees (counter-clockwise
-    on screen) and magnifies by ``scale`` about the image centre, then moves the content by
-    ``shift = (down, right)`` pixels.
-
-    An output offset d from the centre reads the input at R(-angle) d / scale from the centre: the
-    inverse of the motion we want to see. Rows grow downwards, so on screen (x = col, y = -row).
-    """
-    oh, ow = out_size if out_size is not None else in_size
-    centre_in = ((in_size[0] - 1) / 2 - shift[0], (in_size[1] - 1) / 2 - shift[1])
-    centre_out = ((oh - 1) / 2, (ow - 1) / 2)
-    cos, sin = math.cos(math.radians(angle)) / scale, math.sin(math.radians(angle)) / scale
-    linear = np.array([[cos, sin], [-sin, cos]])  # (row, col) offsets out -> in
-    offset = np.array(centre_in) - linear @ np.array(centre_out)
-    return np.concatenate([linear, offset[:, None]], axis=1)  # (2, 3)
 
 
 def resize_bilinear(x: TensorLike, size: Sequence[int], padding: str = "border") -> Tensor:

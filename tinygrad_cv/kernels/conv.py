@@ -18,15 +18,16 @@ Choices made for speed on a CPU, each kept readable:
   every layer of VGG would need gigabytes. ``conv2d_grad_weight`` recomputes it from x (one copy,
   cheap next to the GEMM), and is not called at all when the weight needs no gradient (style
   transfer and feature visualisation only differentiate with respect to the image).
-- grad input: col2im rather than a flipped convolution; ``conv2d_grad_input`` says why.
+- grad input: col2im rather than a flipped convolution (lesson 02 shows both): col2im works for
+  every stride, and its buffer has C*KH*KW rows where the flipped convolution's has O*KH*KW.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence, Tuple
 
 from tinygrad_cv import backend
-from tinygrad_cv.kernels import conv3x3
-from tinygrad_cv.kernels.im2col import IntOrPair, Window, col2im, im2col, pair
+from tinygrad_cv.kernels.geometry import IntOrPair, Window, pair
+from tinygrad_cv.kernels.im2col import col2im, im2col
 
 
 def check_conv2d_arrays(x: Any, w: Any, b: Any = None, op: str = "conv2d") -> None:
@@ -77,20 +78,10 @@ def conv2d_grad_bias(grad: Any) -> Any:
 
 def conv2d_grad_weight(grad: Any, x: Any, w_shape: Sequence[int], stride: IntOrPair = 1,
                        padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
-    """dL/dw, shape (O, C, KH, KW). 3x3 stride-1 padding-1 convolutions on NumPy arrays use nine
-    shifted products without any im2col buffer (kernels/conv3x3.py); all others im2col."""
-    if conv3x3.applies((x, grad), w_shape, stride, padding, dilation):
-        grad_taps = conv3x3.conv3x3_padded_grad_weight(conv3x3.as_padded(x), conv3x3.as_padded(grad))
-        return conv3x3.taps_to_weight(grad_taps)
-    return conv2d_grad_weight_im2col(grad, x, w_shape, stride, padding, dilation)
-
-
-def conv2d_grad_weight_im2col(grad: Any, x: Any, w_shape: Sequence[int], stride: IntOrPair = 1,
-                              padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
     """dL/dw = G @ X^T, reshaped to (O, C, KH, KW). X is recomputed from x (see the module notes).
 
-    Computed as (X @ G^T)^T, the same numbers: with OpenBLAS, this orientation of the long, thin
-    product (inner dimension N*OH*OW) ran 1.2x to 5x faster on VGG's layers.
+    Computed as (X @ G^T)^T, the same numbers: BLAS runs this orientation of the long, thin product
+    (inner dimension N*OH*OW) faster.
     """
     O, C, KH, KW = w_shape
     cols = im2col(x, (KH, KW), stride, padding, dilation)  # (C*KH*KW, N*OH*OW)
@@ -100,55 +91,15 @@ def conv2d_grad_weight_im2col(grad: Any, x: Any, w_shape: Sequence[int], stride:
 
 def conv2d_grad_input(grad: Any, w: Any, x_shape: Sequence[int], stride: IntOrPair = 1,
                       padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
-    """dL/dx for y = conv2d(x, w): the transposed convolution of grad with w. Shape ``x_shape``.
-
-    There are two ways to compute it, with the same number of multiply-adds:
-    - col2im (used here): dcols = W^T @ G, then col2im adds each column back onto the pixels its
-      window covered. Valid for every stride, padding and dilation; its buffer has C*KH*KW rows.
-    - a flipped convolution (``conv2d_grad_input_flipped``, stride 1 only): convolve grad with w
-      rotated by 180 degrees, input and output channels swapped. One im2col + GEMM like the forward
-      pass, but its buffer has O*KH*KW rows: 21x more than col2im for VGG's first layer (3 -> 64
-      channels), and on a 2-core AVX-512 machine it was faster only on the wide, shallow layers
-      (64 channels at 256x256: 60 ms vs 77 ms) and slower on the deep ones (512 at 32x32: 36 vs 32).
-    col2im is the general path, so it is the one used; the flipped form is kept because it is the
-    clearest statement of the maths, and tests check the two against each other.
-    """
+    """dL/dx = col2im(W^T @ G), the transposed convolution of grad with w. Shape ``x_shape``."""
     O, C, KH, KW = w.shape
     win = Window.of((KH, KW), stride, padding, dilation)
     expected = (x_shape[0], O) + win.output_size(x_shape, "conv2d_grad_input")
     if tuple(grad.shape) != expected:
         raise ValueError(f"conv2d_grad_input: grad has shape {tuple(grad.shape)}, but an input of shape "
                          f"{tuple(x_shape)} and weight {tuple(w.shape)} give output {expected}")
-    return conv2d_grad_input_col2im(grad, w, x_shape, win.stride, win.padding, win.dilation)
-
-
-def conv2d_grad_input_col2im(grad: Any, w: Any, x_shape: Sequence[int], stride: IntOrPair = 1,
-                             padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
-    """dL/dx = col2im(W^T @ G): valid for every stride, padding and dilation."""
-    O, C, KH, KW = w.shape
     dcols = w.reshape(O, C * KH * KW).T @ _grad_as_matrix(grad)  # (C*KH*KW, N*OH*OW)
     return col2im(dcols, x_shape, (KH, KW), stride, padding, dilation)
-
-
-def conv2d_grad_input_flipped(grad: Any, w: Any, x_shape: Sequence[int], padding: IntOrPair = 0,
-                              dilation: IntOrPair = 1) -> Any:
-    """dL/dx for a stride-1 convolution, as a convolution of grad with the flipped kernel.
-
-    x[i] contributes to y[i - kh*DH + ph] through w[kh], so dx[i] = sum_kh grad[i + ph - kh*DH] w[kh]:
-    a correlation of grad, padded by DH*(KH-1) - ph, with w reversed along kh (and kw), summing
-    over the output channels O instead of the input channels C.
-    """
-    KH, KW = w.shape[2:]
-    (ph, pw), (DH, DW) = pair(padding, "padding"), pair(dilation, "dilation")
-    w_flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, O, KH, KW)
-    full = (DH * (KH - 1) - ph, DW * (KW - 1) - pw)
-    if min(full) < 0:
-        raise ValueError(f"conv2d_grad_input_flipped: padding {(ph, pw)} exceeds the kernel's reach "
-                         f"{(DH * (KH - 1), DW * (KW - 1))} for weight shape {tuple(w.shape)}; use col2im")
-    dx = conv2d_forward(grad, w_flipped, None, 1, full, dilation)
-    if tuple(dx.shape) != tuple(x_shape):
-        raise ValueError(f"conv2d_grad_input_flipped: got {tuple(dx.shape)}, expected {tuple(x_shape)}")
-    return dx
 
 
 def conv_transpose2d_output_shape(x_shape: Sequence[int], w_shape: Sequence[int], stride: IntOrPair = 1,

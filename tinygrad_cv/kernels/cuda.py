@@ -17,8 +17,7 @@ from typing import Any, Sequence, Tuple
 import numpy as np
 
 from tinygrad_cv import backend
-from tinygrad_cv.kernels.im2col import Window
-from tinygrad_cv.kernels.pool import index_dtype
+from tinygrad_cv.kernels.geometry import Window, index_dtype
 
 cp = backend.cupy_module()
 

@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_cv import functional as F
-from tinygrad_cv.kernels.im2col import IntOrPair, pair
+from tinygrad_cv.kernels.geometry import IntOrPair, pair
 from tinygrad_cv.kernels.upsample import Scale, scale_pair
 from tinygrad_cv.nn import init
 from tinygrad_cv.nn.module import Module, Parameter

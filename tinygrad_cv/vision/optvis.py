@@ -30,17 +30,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 import tinygrad_cv.functional as F
 from tinygrad_cv import backend, no_grad
-from tinygrad_cv.functional.resample import affine_sample, centred_affine, resize_bilinear
+from tinygrad_cv.functional.resample import affine_sample, resize_bilinear
 from tinygrad_cv.tensor import Tensor
 from tinygrad_cv.vision.render import (Callback, FeatureFn, Features, ImageParam, Objective, RenderSettings,
                                        StepInfo, render)
-from tinygrad_cv.vision.style import gram_matrix, tv_loss
+from tinygrad_cv.vision.style import tv_loss
 
 LOGITS = "logits"  # the pseudo-layer name under which ``network_features`` returns class logits
 
@@ -136,7 +136,7 @@ def diversity(layer: str) -> Objective:
     """
 
     def fn(feats: Features, image: Tensor) -> Tensor:
-        grams = gram_matrix(feats[layer])  # (N, C, C)
+        grams = F.gram_matrix(feats[layer])  # (N, C, C)
         n = grams.shape[0]
         flat = grams.reshape(n, -1)  # (N, C*C)
         unit = flat / ((flat * flat).sum(axis=1, keepdims=True) + 1e-12).sqrt()
@@ -329,6 +329,25 @@ def make_param(settings: VisSettings, rng: np.random.Generator, device: str = "c
     if settings.param == "pixel":
         return PixelImage(shape, settings.decorrelate, rng=rng, device=device)
     raise ValueError(f"param must be 'fft' or 'pixel', got {settings.param!r}")
+
+
+def centred_affine(angle: float = 0.0, scale: float = 1.0, in_size: Tuple[int, int] = (1, 1),
+                   out_size: Optional[Tuple[int, int]] = None,
+                   shift: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The (2, 3) matrix for ``affine_sample`` that rotates by ``angle`` degrees (counter-clockwise
+    on screen) and magnifies by ``scale`` about the image centre, then moves the content by
+    ``shift = (down, right)`` pixels.
+
+    An output offset d from the centre reads the input at R(-angle) d / scale from the centre: the
+    inverse of the motion we want to see. Rows grow downwards, so on screen (x = col, y = -row).
+    """
+    oh, ow = out_size if out_size is not None else in_size
+    centre_in = ((in_size[0] - 1) / 2 - shift[0], (in_size[1] - 1) / 2 - shift[1])
+    centre_out = ((oh - 1) / 2, (ow - 1) / 2)
+    cos, sin = math.cos(math.radians(angle)) / scale, math.sin(math.radians(angle)) / scale
+    linear = np.array([[cos, sin], [-sin, cos]])  # (row, col) offsets out -> in
+    offset = np.array(centre_in) - linear @ np.array(centre_out)
+    return np.concatenate([linear, offset[:, None]], axis=1)  # (2, 3)
 
 
 # ---- transforms: random, differentiable, applied to the image before every step ---------------------------

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 import tinygrad_cv.functional as F
-from tinygrad_cv import backend, no_grad
-from tinygrad_cv.kernels import conv3x3
-from tinygrad_cv.kernels.parallel import matmul, matmul_at_b
-from tinygrad_cv.tensor import Function, Tensor
+from tinygrad_cv import no_grad
+from tinygrad_cv.tensor import Tensor
 from tinygrad_cv.vision.image import resize
 from tinygrad_cv.vision.render import Callback, Objective, PixelParam, RenderResult, RenderSettings, render
 
@@ -63,45 +61,6 @@ class StyleSettings:
 
 
 # ---- the losses, each a plain function of arrays of features -------------------------------------------
-class Gram(Function):
-    """G = F F^T / (H W) for each image's features F, the (C, H*W) matrix; dL/dF = (dG + dG^T) F / (H W).
-
-    F is read through ``pixel_rows`` as X = F^T, one row per pixel: for VGG's features, which are views
-    of zero-bordered channels-last buffers, X is the whole buffer as it lies in memory (its zero
-    border rows add nothing to X^T X), so neither direction copies the features. The products run
-    in blocks on every core, like the convolutions' (kernels/parallel.py).
-    """
-
-    def forward(self, features: Any) -> Any:
-        xp = backend.get_array_module(features)
-        self.shape = features.shape
-        self.rows = conv3x3.pixel_rows(features)  # (N, P, C)
-        self.scale = 1.0 / (features.shape[2] * features.shape[3])
-        N, _, C = self.rows.shape
-        G = xp.empty((N, C, C), dtype=features.dtype)
-        for n in range(N):
-            matmul_at_b(self.rows[n], self.rows[n], out=G[n])  # (C, P) @ (P, C)
-        return G * self.scale
-
-    def backward(self, grad: Any) -> Any:
-        xp = backend.get_array_module(grad)
-        symmetric = (grad + grad.transpose(0, 2, 1)) * self.scale  # (N, C, C)
-        d_rows = xp.empty(self.rows.shape, dtype=self.rows.dtype)  # (N, P, C)
-        for n in range(len(d_rows)):
-            matmul(self.rows[n], symmetric[n], out=d_rows[n])  # (P, C) @ (C, C)
-        return conv3x3.from_pixel_rows(d_rows, self.shape)  # (N, C, H, W)
-
-
-def gram_matrix(features: Tensor) -> Tensor:
-    """Channel correlations averaged over positions: G = F F^T / (H W).
-
-    Shape: (N, C, H, W) -> (N, C, C).
-    """
-    if features.ndim != 4:
-        raise ValueError(f"gram_matrix expects (N, C, H, W) features, got shape {features.shape}")
-    return Gram.apply(features)
-
-
 def relative_squared_error(value: Tensor, target: Tensor, scale: Optional[float] = None) -> Tensor:
     """sum((value - target)^2) / sum(target^2): a scale-free mismatch (1.0 for value = 0).
 
@@ -129,7 +88,7 @@ def style_loss(layers: Sequence[str], targets: Sequence[Tensor], weights: Sequen
     scales = [squared_norm(target) for target in targets]
 
     def fn(feats: Dict[str, Tensor], image: Tensor) -> Tensor:
-        parts = [relative_squared_error(gram_matrix(feats[name]), target, scale) * (w / total)
+        parts = [relative_squared_error(F.gram_matrix(feats[name]), target, scale) * (w / total)
                  for name, target, scale, w in zip(layers, targets, scales, weights)]
         return sum(parts[1:], parts[0])
 
@@ -199,7 +158,7 @@ def style_targets(model, styles: Sequence[np.ndarray], settings: StyleSettings, 
             x = to_tensor(fit_longest_side(style, style_side), model.device)
             feats = model(model.normalize(x), layers=settings.style_layers)
             for i, name in enumerate(settings.style_layers):
-                g = gram_matrix(feats[name]) * (w / sum(blend))
+                g = F.gram_matrix(feats[name]) * (w / sum(blend))
                 targets[i] = g if targets[i] is None else targets[i] + g
     return targets
 

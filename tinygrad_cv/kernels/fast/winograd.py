@@ -20,18 +20,17 @@ is summed over C, so each of the 16 positions k of the 4x4 tile is one matrix pr
     M[k] (tiles, O) = V[k] (tiles, C) @ U[k]^T (C, O)      16 GEMMs with 16/36 of the direct flops
 
 The transforms B^T d B and A^T M A are only additions and subtractions, done here with NumPy on
-strided views of the padded channels-last buffer of kernels/conv3x3.py. They cost passes over memory
+strided views of the padded channels-last buffer of conv3x3.py. They cost passes over memory
 (V is 4x the input, M 4x the output), so they are done one band of tile rows at a time, small enough
-to stay in the CPU's caches (``BAND_BYTES``), each band on a core of its own. Then Winograd beat the
-shifted GEMMs on every VGG layer with 64 channels or more, by 1.3-1.8x on one core of a 2-core
-AVX-512 machine; with 3 input channels (the first layer) the products are too thin (``worth_it``).
-The answers differ from the direct method by float32 rounding only (about 5e-7 relative on
-VGG-sized layers).
+to stay in the CPU's caches (``BAND_BYTES``), each band on a core of its own. With few channels the
+products are too thin to pay for the transforms (``winograd_is_faster``). The answers differ from
+the direct method by float32 rounding only (about 5e-7 relative on VGG-sized layers).
 
 Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels swapped. Flipping g
 (reversing rows and columns) permutes the rows of G (G J = P G with P swapping rows 0 and 3), so the
 flipped filter's transform is U with tile positions 0 and 3 swapped in both directions:
 ``U_flipped[k] = U[FLIP[k]]``, transposed (O <-> C). No second weight transform is needed.
+In the code, U for all (output, input) channel pairs is ``filter_tiles``, shape (16, O, C).
 """
 from __future__ import annotations
 
@@ -39,21 +38,21 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tinygrad_cv.kernels.conv3x3 import zero_border
-from tinygrad_cv.kernels.parallel import parallel_map, split, workers
+from tinygrad_cv.kernels.fast.channels_last import zero_border
+from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 A_T = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-major
 KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
 FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
-MIN_CHANNELS = 64  # use Winograd when input and output channels are at least this many (see worth_it)
-BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (measured best of 0.5-16 MB)
+MIN_CHANNELS = 64  # Winograd from this many input and output channels on (PERFORMANCE.md)
+BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
 
 
-def worth_it(C: int, O: int) -> bool:
-    """Whether Winograd beats the shifted GEMMs: the transforms cost O(pixels * channels), the
-    products save O(pixels * C * O), so it wins from some channel count on (measured: 64)."""
+def winograd_is_faster(C: int, O: int) -> bool:
+    """Whether Winograd beats the nine GEMMs of conv3x3.py: the transforms cost O(pixels * channels),
+    the products save O(pixels * C * O), so it wins from some channel count on."""
     return min(C, O) >= MIN_CHANNELS
 
 
@@ -64,23 +63,23 @@ def filter_transform(tap_mats: Any) -> Any:
     channels on every core.
     """
     nine, O, C = tap_mats.shape
-    U = np.empty((16, O, C), dtype=tap_mats.dtype)
+    filter_tiles = np.empty((16, O, C), dtype=tap_mats.dtype)
     kron = KRON_G.astype(tap_mats.dtype)
 
-    def channels(r: range) -> None:
-        np.matmul(kron, tap_mats[:, r.start:r.stop].reshape(9, -1), out=U[:, r.start:r.stop].reshape(16, -1))
+    def output_channels(r: range) -> None:
+        np.matmul(kron, tap_mats[:, r.start:r.stop].reshape(9, -1), out=filter_tiles[:, r.start:r.stop].reshape(16, -1))
 
-    parallel_map(channels, split(0, O, max(1, 2**18 // max(1, C)), at_least=2 * workers()))
-    return U
+    parallel_map(output_channels, split(0, O, max(1, 2**18 // max(1, C)), at_least=2 * workers()))
+    return filter_tiles
 
 
-def winograd_conv3x3_padded(xpad: Any, U: Any, bias: Optional[Any] = None, relu: bool = False,
+def winograd_conv3x3_padded(xpad: Any, filter_tiles: Any, bias: Optional[Any] = None, relu: bool = False,
                             flipped: bool = False) -> Any:
     """The same convolution as ``conv3x3.conv3x3_padded``, by Winograd F(2x2, 3x3).
 
     Args:
         xpad: (N, H+2, W+2, C) zero-bordered input.
-        U: (16, O, C) from ``filter_transform``.
+        filter_tiles: U, (16, O, C), from ``filter_transform``.
         bias: (O,) or None; relu: apply max(., 0).
         flipped: convolve with the flipped, transposed filters (the gradient with respect to the
             input): U[FLIP[k]] used as (O, C) maps O channels back to C.
@@ -89,17 +88,18 @@ def winograd_conv3x3_padded(xpad: Any, U: Any, bias: Optional[Any] = None, relu:
     """
     N, Hp, Wp, C = xpad.shape
     H, W = Hp - 2, Wp - 2
-    out_channels = U.shape[2] if flipped else U.shape[1]
+    out_channels = filter_tiles.shape[2] if flipped else filter_tiles.shape[1]
     th, tw = (H + 1) // 2, (W + 1) // 2  # tiles down and across; odd sizes get one half-used tile
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
 
     def band(tile_rows: range) -> None:  # transform, 16 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
-        rows = _even(xpad[:, 2 * t0:2 * t1 + 2], 2 * (t1 - t0) + 2, 2 * tw + 2)
+        rows = whole_tiles(xpad[:, 2 * t0:2 * t1 + 2], 2 * (t1 - t0) + 2, 2 * tw + 2)
         V = input_transform(rows, tw)  # (16, N*tiles, C)
         M = np.empty((16, V.shape[1], out_channels), dtype=xpad.dtype)
         for k in range(16):
-            np.matmul(V[k], U[FLIP[k]] if flipped else U[k].T, out=M[k])  # (tiles, C) @ (C, O)
+            U_k = filter_tiles[FLIP[k]] if flipped else filter_tiles[k].T  # (C, O)
+            np.matmul(V[k], U_k, out=M[k])  # (tiles, C) @ (C, O)
         if bias is not None:
             M[5] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all 4 outputs
         out_rows = ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)]
@@ -110,7 +110,7 @@ def winograd_conv3x3_padded(xpad: Any, U: Any, bias: Optional[Any] = None, relu:
     return zero_border(ypad)
 
 
-def _even(rows: Any, height: int, width: int) -> Any:
+def whole_tiles(rows: Any, height: int, width: int) -> Any:
     """A band of input rows itself when its tiles fit exactly, else a copy with zero rows/columns
     added at the bottom/right (an odd height or width: the last tile reaches one pixel past the
     padded image; only the output pixels it makes that are dropped depend on that pixel)."""

@@ -32,137 +32,42 @@ Memory and speed, which is what this is for:
 - No 9x buffer: the extra memory is the output (and a zero border of one pixel).
 - The output is computed in blocks of rows small enough to stay in the CPU cache while its nine
   products are added into it (``BLOCK_BYTES``), then bias and ReLU are applied to the block while it
-  is still there. The blocks are independent, so each core computes its own (kernels/parallel.py).
-- A whole network of these layers never changes layout: ``interior(ypad)`` is an NCHW *view* of the
-  padded buffer, and ``as_padded`` recognises such a view and hands back its buffer without a copy.
+  is still there. The blocks are independent, so each core computes its own (parallel.py).
+- A whole network of these layers never changes layout (channels_last.py).
 
-On layers with 64 channels or more, kernels/winograd.py computes the same convolution on the same
-padded layout with 2.25x fewer multiplications. ``kernels/conv.py`` (im2col + one GEMM) stays the
-reference: tests/test_fast_conv.py checks both files against it.
+With many channels, winograd.py computes the same convolution on the same padded layout with 2.25x
+fewer multiplications. ``kernels/conv.py`` (im2col + one GEMM) stays the reference:
+tests/test_fast_conv.py checks both files against it.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from tinygrad_cv import backend
-from tinygrad_cv.kernels.parallel import parallel_map, split, workers
+from tinygrad_cv.kernels.fast.channels_last import interior, padded_buffer_of, zero_border
+from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 
-# Rows of the output computed together: nine products are added into such a block, so it should
-# stay in the CPU's caches meanwhile (measured on a 2-core AVX-512 machine: 1 MB blocks were best).
-BLOCK_BYTES = 2**20
+BLOCK_BYTES = 2**20  # output rows computed together: small enough to stay in cache (PERFORMANCE.md)
 MIN_BLOCK_ROWS = 64  # but never so few rows that calls are mostly overhead
 
 
-def applies(arrays: Sequence[Any], w_shape: Sequence[int], stride: Any, padding: Any, dilation: Any) -> bool:
-    """Whether the shifted-GEMM path computes this convolution: NumPy arrays, all float32 or all
-    float64 (the input, weight, ... in ``arrays``, None skipped), a 3x3 kernel, stride 1, padding 1,
-    dilation 1. Everything else, CuPy arrays included, takes the im2col path of kernels/conv.py."""
-    present = [a for a in arrays if a is not None]
-    return (all(isinstance(a, np.ndarray) and a.dtype == present[0].dtype for a in present)
-            and present[0].dtype in (np.float32, np.float64) and present[0].ndim == 4
-            and len(w_shape) == 4 and tuple(w_shape[2:]) == (3, 3) and present[0].shape[1] == w_shape[1]
-            and _as_pair(stride) == (1, 1) and _as_pair(padding) == (1, 1) and _as_pair(dilation) == (1, 1))
+def supports(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any) -> bool:
+    """Whether these arrays and settings are a convolution this module computes: NumPy arrays, all
+    float32 or all float64 (b may be None), a 3x3 kernel, stride 1, padding 1, dilation 1."""
+    arrays = [a for a in (x, w, b) if a is not None]
+    return (all(isinstance(a, np.ndarray) and a.dtype == x.dtype for a in arrays)
+            and x.dtype in (np.float32, np.float64) and x.ndim == 4 and w.ndim == 4
+            and w.shape[1:] == (x.shape[1], 3, 3) and (b is None or b.shape == (w.shape[0],))
+            and all(_as_pair(v) == (1, 1) for v in (stride, padding, dilation)))
 
 
 def _as_pair(value: Any) -> Tuple[int, ...]:
     return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
 
 
-# ---- the padded channels-last layout -----------------------------------------------------------------
-def interior(xpad: Any) -> Any:
-    """(N, H+2, W+2, C) padded buffer -> (N, C, H, W) NCHW view of its inside (no copy)."""
-    return xpad[:, 1:-1, 1:-1, :].transpose(0, 3, 1, 2)
-
-
-def padded_buffer_of(x: Any) -> Optional[Any]:
-    """The zero-bordered (N, H+2, W+2, C) buffer whose ``interior`` x is, or None if x is not one."""
-    buffer = x.base
-    if not (isinstance(buffer, np.ndarray) and buffer.ndim == 4 and buffer.flags.c_contiguous
-            and buffer.dtype == x.dtype and x.ndim == 4
-            and buffer.shape == (x.shape[0], x.shape[2] + 2, x.shape[3] + 2, x.shape[1])):
-        return None
-    view = interior(buffer)
-    if view.strides != x.strides or _address(view) != _address(x) or not border_is_zero(buffer):
-        return None
-    return buffer
-
-
-def as_padded(x: Any) -> Any:
-    """The zero-bordered channels-last buffer of an (N, C, H, W) array, shape (N, H+2, W+2, C).
-
-    If x *is* ``interior(buffer)`` of such a buffer (the output of ``conv3x3_padded``, say), that
-    buffer is returned: no copy. Otherwise x is copied into a new one (one pass, NCHW -> NHWC).
-    """
-    buffer = padded_buffer_of(x)
-    if buffer is not None:
-        return buffer
-    N, C, H, W = x.shape
-    xpad = np.empty((N, H + 2, W + 2, C), dtype=x.dtype)
-    interior(xpad)[...] = x
-    return zero_border(xpad)
-
-
-def empty_like_layout(x: Any, shape: Tuple[int, int, int, int]) -> Any:
-    """An uninitialised (N, C, H, W) array of ``shape`` in x's layout: the interior of a new
-    zero-bordered channels-last buffer when x is such an interior (so that a pooling layer between
-    two convolutions keeps their layout), a plain C-order array otherwise."""
-    N, C, H, W = shape
-    if isinstance(x, np.ndarray) and padded_buffer_of(x) is not None:
-        return interior(zero_border(np.empty((N, H + 2, W + 2, C), dtype=x.dtype)))
-    return backend.get_array_module(x).empty(shape, dtype=x.dtype)
-
-
-def zeros_like_layout(x: Any, shape: Tuple[int, int, int, int]) -> Any:
-    """Like ``empty_like_layout``, filled with zeros."""
-    out = empty_like_layout(x, shape)
-    out[...] = 0
-    return out
-
-
-def pixel_rows(x: Any) -> Any:
-    """(N, C, H, W) -> (N, P, C), a view with one row per pixel (for Gram matrices, say).
-
-    When x is the interior of a zero-bordered buffer, the rows are the whole buffer's,
-    P = (H+2)*(W+2), border rows of zeros included: they add nothing to a sum of products of rows.
-    Otherwise P = H*W (a transposed view of x's memory; BLAS reads it as it is if x is contiguous).
-    """
-    buffer = padded_buffer_of(x) if isinstance(x, np.ndarray) else None
-    if buffer is not None:
-        return buffer.reshape(buffer.shape[0], -1, buffer.shape[3])  # (N, (H+2)*(W+2), C)
-    N, C, H, W = x.shape
-    return x.reshape(N, C, H * W).transpose(0, 2, 1)  # (N, H*W, C)
-
-
-def from_pixel_rows(rows: Any, shape: Tuple[int, int, int, int]) -> Any:
-    """The inverse of ``pixel_rows`` for a new array of rows (N, P, C): an (N, C, H, W) view."""
-    N, C, H, W = shape
-    if rows.shape[1] == (H + 2) * (W + 2):
-        return interior(rows.reshape(N, H + 2, W + 2, C))
-    return rows.transpose(0, 2, 1).reshape(N, C, H, W)
-
-
-def _address(a: np.ndarray) -> int:
-    return a.__array_interface__["data"][0]
-
-
-def border_is_zero(xpad: Any) -> bool:
-    """True when the one-pixel border of an (N, H+2, W+2, C) buffer is all zeros."""
-    return not (xpad[:, 0].any() or xpad[:, -1].any() or xpad[:, :, 0].any() or xpad[:, :, -1].any())
-
-
-def zero_border(xpad: Any) -> Any:
-    """Set the one-pixel border of an (N, H+2, W+2, C) buffer to zero, in place; returns it."""
-    xpad[:, 0] = 0
-    xpad[:, -1] = 0
-    xpad[:, :, 0] = 0
-    xpad[:, :, -1] = 0
-    return xpad
-
-
 # ---- weights as taps ------------------------------------------------------------------------------------
-def taps(w: Any) -> Any:
+def weight_per_tap(w: Any) -> Any:
     """(O, C, 3, 3) weights -> (9, O, C): tap t = 3*kh + kw is the matrix w[:, :, kh, kw].
 
     One contiguous (O, C) matrix per tap, so that BLAS can read it (or its transpose) in place.
@@ -171,13 +76,13 @@ def taps(w: Any) -> Any:
     return np.ascontiguousarray(w.reshape(O, C, 9).transpose(2, 0, 1))  # (9, O, C)
 
 
-def taps_to_weight(tap_grads: Any) -> Any:
-    """The inverse of ``taps``: (9, O, C) -> (O, C, 3, 3)."""
+def weight_from_taps(tap_grads: Any) -> Any:
+    """The inverse of ``weight_per_tap``: (9, O, C) -> (O, C, 3, 3)."""
     _, O, C = tap_grads.shape
     return np.ascontiguousarray(tap_grads.transpose(1, 2, 0)).reshape(O, C, 3, 3)
 
 
-def shifts(W: int) -> list:
+def tap_offsets(W: int) -> list:
     """Row offset s = (kh - 1)*(W+2) + (kw - 1) of each tap t = 3*kh + kw on the padded grid."""
     return [(kh - 1) * (W + 2) + (kw - 1) for kh in range(3) for kw in range(3)]
 
@@ -189,7 +94,8 @@ def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: b
 
     Args:
         xpad: (N, H+2, W+2, C) input with a zero border (``as_padded`` makes one).
-        tap_mats: (9, O, C) from ``taps(w)``; tap t multiplies the pixel at shift ``shifts(W)[t]``.
+        tap_mats: (9, O, C) from ``weight_per_tap(w)``; tap t multiplies the pixel at row offset
+            ``tap_offsets(W)[t]``.
         bias: (O,) or None. relu: apply max(., 0) to the result (fused, while it is in cache).
         transpose_taps: use tap 8 - t transposed, (C, O), for tap t: the adjoint convolution,
             which maps O channels back to C (see ``conv3x3_padded_grad_input``).
@@ -202,9 +108,9 @@ def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: b
     X = xpad.reshape(-1, C)  # (N*(H+2)*(W+2), C), a view
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
     Y = ypad.reshape(-1, out_channels)  # (N*(H+2)*(W+2), O), a view
-    offsets = shifts(Wp - 2)
+    offsets = tap_offsets(Wp - 2)
 
-    def block(rows: range) -> None:  # output rows [q0, q1): nine products added, then bias and ReLU
+    def output_block(rows: range) -> None:  # rows [q0, q1): nine products added, then bias and ReLU
         q0, q1 = rows.start, rows.stop
         out, product = Y[q0:q1], np.empty((q1 - q0, out_channels), dtype=xpad.dtype)
         for t, s in enumerate(offsets):
@@ -220,7 +126,7 @@ def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: b
     # Output rows whose nine taps all stay inside X: from the first to the last interior pixel.
     first, last = Wp + 1, X.shape[0] - Wp - 1
     rows_per_block = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (out_channels * xpad.itemsize))
-    parallel_map(block, split(first, last, rows_per_block, at_least=2 * workers()))
+    parallel_map(output_block, split(first, last, rows_per_block, at_least=2 * workers()))
     return zero_border(ypad)  # including the rows before ``first`` and after ``last``, never written
 
 
@@ -242,13 +148,13 @@ def conv3x3_padded_grad_weight(xpad: Any, gpad: Any) -> Any:
     G = gpad.reshape(-1, O)  # (N*(H+2)*(W+2), O)
     first, last = Wp + 1, X.shape[0] - Wp - 1
     grads = np.empty((9, O, C), dtype=xpad.dtype)
-    offsets = shifts(Wp - 2)
+    offsets = tap_offsets(Wp - 2)
 
-    def tap(t: int) -> None:
+    def grad_of_tap(t: int) -> None:
         s = offsets[t]
         np.matmul(G[first:last].T, X[first + s:last + s], out=grads[t])  # (O, rows) @ (rows, C)
 
-    parallel_map(tap, range(9))
+    parallel_map(grad_of_tap, range(9))
     return grads
 
 
@@ -272,10 +178,10 @@ def relu_mask_grad(grad: Any, ypad: Any) -> Any:
         y, out = interior(ypad), interior(gpad)
         axis = 2
 
-    def rows(r: range) -> None:
+    def mask_rows(r: range) -> None:
         part = (slice(None),) * axis + (slice(r.start, r.stop),)
         np.multiply(grad[part], y[part] > 0, out=out[part])
 
     row_bytes = out.nbytes // out.shape[axis]
-    parallel_map(rows, split(0, out.shape[axis], BLOCK_BYTES // row_bytes, at_least=2 * workers()))
+    parallel_map(mask_rows, split(0, out.shape[axis], BLOCK_BYTES // row_bytes, at_least=2 * workers()))
     return zero_border(gpad)

@@ -11,8 +11,8 @@ of the image, bands of Winograd tiles, kernel taps) and give them to one thread 
 - BLAS is asked to use a single thread meanwhile (through threadpoolctl), so that the two levels of
   parallelism do not fight over the cores;
 - a thread that falls behind (another program wants its core) simply takes fewer blocks. Nobody waits
-  for it before the very last block, where a BLAS call that splits every product waits at every call:
-  on a 2-core machine with one other busy program that made the convolutions several times slower.
+  for it before the very last block, where a BLAS call that splits every product waits at every call
+  (PERFORMANCE.md has what that cost on a busy machine).
 
 Without threadpoolctl (it comes with scikit-learn) or with a single core, blocks run one after the
 other and BLAS parallelises each product itself, as usual.
@@ -23,8 +23,6 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, List, Optional
-
-import numpy as np
 
 _state = threading.local()  # .inside: this thread is already running a block
 _executor: Optional[ThreadPoolExecutor] = None
@@ -61,45 +59,6 @@ def split(start: int, stop: int, size: int, at_least: int = 0) -> List[range]:
         size = min(size, -(-total // at_least))
     size = max(size, 1)
     return [range(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
-
-
-def matmul(a: Any, b: Any, out: Optional[Any] = None) -> Any:
-    """a @ b for 2-D NumPy arrays, the rows of a (and of the result) cut into blocks, one per core.
-
-    For products outside the kernels' parallel blocks (the gradient of a Gram matrix), so that they
-    too run as single-threaded BLAS calls that do not wait for one another. CuPy: plain ``a @ b``.
-    """
-    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
-        return _assign(out, a @ b)
-    if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-
-    def rows(r: range) -> None:
-        np.matmul(a[r.start:r.stop], b, out=out[r.start:r.stop])
-
-    row_bytes = max(1, (a.shape[1] + b.shape[1]) * a.itemsize)
-    parallel_map(rows, split(0, a.shape[0], max(1, 2**20 // row_bytes), at_least=2 * workers()))
-    return out
-
-
-def matmul_at_b(a: Any, b: Any, out: Optional[Any] = None) -> Any:
-    """a^T @ b for 2-D NumPy arrays with a long common first axis (a Gram matrix F F^T, say).
-
-    The common axis is cut into slabs, one product per slab on every core, and the small partial
-    results are added. CuPy: plain ``a.T @ b``.
-    """
-    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or len(a) == 0:
-        return _assign(out, a.T @ b)
-    slabs = split(0, a.shape[0], -(-a.shape[0] // workers()))
-    partials = parallel_map(lambda r: a[r.start:r.stop].T @ b[r.start:r.stop], slabs)
-    return _assign(out, sum(partials[1:], partials[0]))
-
-
-def _assign(out: Optional[Any], value: Any) -> Any:
-    if out is None:
-        return value
-    out[...] = value
-    return out
 
 
 def _run(fn: Callable[[Any], Any], block: Any) -> Any:

@@ -1,0 +1,87 @@
+"""The CPU fast paths of convolution and pooling, as Functions of their own.
+
+Read functional/conv.py first: these ops compute the same numbers (up to float32 rounding), and the
+wrappers there take them when ``fast_paths`` is on and the inputs fit.
+
+``Conv3x3Fast``: a 3x3 convolution with stride 1 and padding 1 on NumPy arrays (every layer of VGG).
+It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as nine
+row-offset GEMMs (kernels/fast/conv3x3.py) or, with many channels, by Winograd F(2x2, 3x3)
+(kernels/fast/winograd.py), with the ReLU fused when asked. Its output is an NCHW view of the padded
+buffer, which the next such layer (and the fast poolings between them) reads without a copy.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from tinygrad_cv.kernels.fast import conv3x3, pool, winograd
+from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
+from tinygrad_cv.kernels.geometry import IntOrPair
+from tinygrad_cv.tensor import Function, Tensor, TensorLike
+
+
+def _array(a: Optional[TensorLike]) -> Any:
+    return a.data if isinstance(a, Tensor) else a
+
+
+def conv3x3_fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: IntOrPair, padding: IntOrPair,
+                 dilation: IntOrPair) -> bool:
+    """Whether ``Conv3x3Fast`` computes this convolution (see ``kernels.fast.conv3x3.supports``)."""
+    return conv3x3.supports(_array(x), _array(w), _array(b), stride, padding, dilation)
+
+
+def pool_fits(x: TensorLike) -> bool:
+    """Whether the fast poolings take this input: a 4-D float NumPy array."""
+    x = _array(x)
+    return isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f"
+
+
+class Conv3x3Fast(Function):
+    def forward(self, x: Any, w: Any, b: Any, relu: bool) -> Any:
+        xpad = as_padded(x)  # (N, H+2, W+2, C); no copy when x came out of another such convolution
+        self.relu, self.w_shape = relu, w.shape
+        self.xpad = xpad if self.needs_grad[1] else None  # only the weight gradient reads it
+        tap_weights = conv3x3.weight_per_tap(w)  # (9, O, C)
+        if winograd.winograd_is_faster(w.shape[1], w.shape[0]):
+            self.tap_weights, self.filter_tiles = None, winograd.filter_transform(tap_weights)  # (16, O, C)
+            ypad = winograd.winograd_conv3x3_padded(xpad, self.filter_tiles, b, relu=relu)
+        else:
+            self.tap_weights, self.filter_tiles = tap_weights, None
+            ypad = conv3x3.conv3x3_padded(xpad, tap_weights, b, relu=relu)
+        self.ypad = ypad if relu else None  # the ReLU's mask
+        return interior(ypad)  # (N, O, H, W), a view of the channels-last buffer
+
+    def backward(self, grad: Any) -> tuple:
+        gpad = conv3x3.relu_mask_grad(grad, self.ypad) if self.relu else as_padded(grad)  # (N, H+2, W+2, O)
+        dx = dw = db = None
+        if self.needs_grad[0] and self.filter_tiles is not None:
+            dx = interior(winograd.winograd_conv3x3_padded(gpad, self.filter_tiles, flipped=True))
+        elif self.needs_grad[0]:
+            dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.tap_weights))
+        if self.needs_grad[1]:
+            dw = conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(self.xpad, gpad))
+        if self.needs_grad[2]:
+            db = conv3x3.conv3x3_padded_grad_bias(gpad)
+        return dx, dw, db
+
+
+class MaxPool2dFast(Function):
+    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+                padding: IntOrPair = 0) -> Any:
+        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
+        y, self.argmax = pool.max_pool2d_forward(x, kernel_size, stride, padding)
+        return y
+
+    def backward(self, grad: Any) -> Any:
+        return pool.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
+
+
+class AvgPool2dFast(Function):
+    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+                padding: IntOrPair = 0) -> Any:
+        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
+        return pool.avg_pool2d_forward(x, kernel_size, stride, padding)
+
+    def backward(self, grad: Any) -> Any:
+        return pool.avg_pool2d_backward(grad, self.x_shape, *self.window)
