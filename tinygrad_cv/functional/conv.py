@@ -8,16 +8,19 @@ Gradients that nobody asked for are not computed: a convolution inside a frozen 
 with respect to the image (style transfer, feature visualisation), skips the weight gradient, which
 would cost as much as the forward pass, and does not even keep its input for it.
 
-conv2d, conv2d_relu and the poolings have a CPU fast path (conv_fast.py); each wrapper below says in
-one line when it is taken, and ``tinygrad_cv.fast_paths(False)`` turns them all off.
+conv2d and conv2d_relu have a CPU fast path (conv_fast.py), and the poolings fast kernels
+(kernels/fast/pool.py); each wrapper below says in one line when it is taken, and
+``tinygrad_cv.fast_paths(False)`` turns them all off.
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Optional
 
 from tinygrad_cv.functional import conv_fast, fast_paths
 from tinygrad_cv.functional.elementwise import relu
 from tinygrad_cv.kernels import conv, pool, upsample
+from tinygrad_cv.kernels.fast import pool as fast_pool
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.kernels.upsample import Scale
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
@@ -110,14 +113,14 @@ def conv_transpose2d(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = Non
 
 
 class MaxPool2d(Function):
-    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-                padding: IntOrPair = 0) -> Any:
-        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        y, self.argmax = pool.max_pool2d_forward(x, kernel_size, stride, padding)
+    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair], padding: IntOrPair,
+                kernels: ModuleType) -> Any:
+        self.x_shape, self.window, self.kernels = x.shape, (kernel_size, stride, padding), kernels
+        y, self.argmax = kernels.max_pool2d_forward(x, kernel_size, stride, padding)
         return y
 
     def backward(self, grad: Any) -> Any:
-        return pool.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
+        return self.kernels.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
 
 
 def max_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -128,18 +131,18 @@ def max_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair
     Gradient: each output's gradient goes to the one input that held the window's maximum. On ties
     the first in row-major window order (top-most, then left-most) gets it, deterministically.
     """
-    op = conv_fast.MaxPool2dFast if fast_paths.enabled() and conv_fast.pool_fits(x) else MaxPool2d
-    return op.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    kernels = fast_pool if fast_paths.enabled() and conv_fast.pool_fits(x) else pool
+    return MaxPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding, kernels=kernels)
 
 
 class AvgPool2d(Function):
-    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-                padding: IntOrPair = 0) -> Any:
-        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        return pool.avg_pool2d_forward(x, kernel_size, stride, padding)
+    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair], padding: IntOrPair,
+                kernels: ModuleType) -> Any:
+        self.x_shape, self.window, self.kernels = x.shape, (kernel_size, stride, padding), kernels
+        return kernels.avg_pool2d_forward(x, kernel_size, stride, padding)
 
     def backward(self, grad: Any) -> Any:
-        return pool.avg_pool2d_backward(grad, self.x_shape, *self.window)
+        return self.kernels.avg_pool2d_backward(grad, self.x_shape, *self.window)
 
 
 def avg_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
@@ -149,8 +152,8 @@ def avg_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair
     stride defaults to kernel_size; zero padding counts in the mean (count_include_pad=True).
     Gradient: every input of a window receives 1/(KH*KW) of that window's gradient.
     """
-    op = conv_fast.AvgPool2dFast if fast_paths.enabled() and conv_fast.pool_fits(x) else AvgPool2d
-    return op.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
+    kernels = fast_pool if fast_paths.enabled() and conv_fast.pool_fits(x) else pool
+    return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding, kernels=kernels)
 
 
 class UpsampleNearest2d(Function):

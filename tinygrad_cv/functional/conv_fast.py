@@ -1,4 +1,4 @@
-"""The CPU fast paths of convolution and pooling, as Functions of their own.
+"""The CPU fast path of the 3x3 convolution, as a Function of its own.
 
 Read functional/conv.py first: these ops compute the same numbers (up to float32 rounding), and the
 wrappers there take them when ``fast_paths`` is on and the inputs fit.
@@ -7,7 +7,7 @@ wrappers there take them when ``fast_paths`` is on and the inputs fit.
 It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as nine
 row-offset GEMMs (kernels/fast/conv3x3.py) or, with many channels, by Winograd F(2x2, 3x3)
 (kernels/fast/winograd.py), with the ReLU fused when asked. Its output is an NCHW view of the padded
-buffer, which the next such layer (and the fast poolings between them) reads without a copy.
+buffer, which the next such layer (and the fast pooling kernels between them) reads without a copy.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tinygrad_cv.kernels.fast import conv3x3, pool, winograd
+from tinygrad_cv.kernels.fast import conv3x3, winograd
 from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
@@ -32,7 +32,7 @@ def conv3x3_fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: 
 
 
 def pool_fits(x: TensorLike) -> bool:
-    """Whether the fast poolings take this input: a 4-D float NumPy array."""
+    """Whether the fast pooling kernels (kernels/fast/pool.py) take this input: a 4-D float NumPy array."""
     x = _array(x)
     return isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f"
 
@@ -64,24 +64,3 @@ class Conv3x3Fast(Function):
         if self.needs_grad[2]:
             db = conv3x3.conv3x3_padded_grad_bias(gpad)
         return dx, dw, db
-
-
-class MaxPool2dFast(Function):
-    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-                padding: IntOrPair = 0) -> Any:
-        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        y, self.argmax = pool.max_pool2d_forward(x, kernel_size, stride, padding)
-        return y
-
-    def backward(self, grad: Any) -> Any:
-        return pool.max_pool2d_backward(grad, self.argmax, self.x_shape, *self.window)
-
-
-class AvgPool2dFast(Function):
-    def forward(self, x: Any, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-                padding: IntOrPair = 0) -> Any:
-        self.x_shape, self.window = x.shape, (kernel_size, stride, padding)
-        return pool.avg_pool2d_forward(x, kernel_size, stride, padding)
-
-    def backward(self, grad: Any) -> Any:
-        return pool.avg_pool2d_backward(grad, self.x_shape, *self.window)
