@@ -346,7 +346,8 @@ def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
 
     many = winograd_conv()
     monkeypatch.setattr(parallel, "workers", lambda: 1)
-    np.testing.assert_allclose(many, winograd_conv(), rtol=1e-5, atol=1e-5)
+    # Blocks of another size may take other BLAS kernels: float32 rounding, relative to the output's scale.
+    np.testing.assert_allclose(many, winograd_conv(), rtol=1e-5, atol=1e-5 * np.abs(many).max())
 
 
 def test_the_reference_option_switches_the_fast_paths_off(request):

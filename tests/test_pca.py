@@ -64,7 +64,12 @@ def test_pca_flattens_images_and_checks_k():
 def test_principal_angles_match_scipy(p, q):
     rng = np.random.default_rng(p * 10 + q)
     a, b = rng.standard_normal((7, p)), rng.standard_normal((7, q))
-    np.testing.assert_allclose(np.sort(pca.principal_angles(a, b)), np.sort(scipy.linalg.subspace_angles(a, b)), atol=1e-12)
+    ours, theirs = np.sort(pca.principal_angles(a, b)), np.sort(scipy.linalg.subspace_angles(a, b))
+    # Subspaces of dimension p and q in R^7 share at least p + q - 7 directions: those angles are exactly 0.
+    # SciPy reports them through an arccos near 1, so as large as sqrt(eps) ~ 1.5e-8; compare the rest.
+    shared = max(0, p + q - 7)
+    np.testing.assert_array_less(ours[:shared], 1e-12)
+    np.testing.assert_allclose(ours[shared:], theirs[shared:], atol=1e-12)
 
 
 @pytest.mark.parametrize("angle", [1e-9, 1e-4, 0.3, np.pi / 2])
