@@ -123,3 +123,32 @@ def test_released_weights_match_the_pytorch_twin_and_classify_the_photos(imagene
         np.testing.assert_allclose(logits, expected[i], atol=1e-4)
         assert model.classes[int(logits.argmax())] == label
     assert model.predict(sample_photo("flower.jpg"), top=1)[0][1] == "daisy"
+
+
+# ---- the classify command ----------------------------------------------------------------------------
+def test_classify_command_prints_ranked_classes(imagenet_lite0, tmp_path, capsys):
+    from PIL import Image
+
+    from tinygrad_cv.cli import main
+
+    path = tmp_path / "flower.png"
+    Image.fromarray(sample_photo("flower.jpg")).save(path)
+    assert main(["classify", str(path), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    rank, name, index, probability = lines[0].split()
+    assert (rank, name, index) == ("1", "daisy", "985") and 0 < float(probability) <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top", "0"], "--top must be between 1 and 1000"),
+    (["--weights", "random"], "is not an image"),
+])
+def test_classify_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    from tinygrad_cv.cli import main
+
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("not a picture")
+    assert main(["classify", str(not_image)] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
