@@ -83,9 +83,27 @@ class ConvBN(nn.Module):
         if (top, left) != (bottom, right):  # asymmetric (stride 2): pad explicitly, then convolve
             x = F.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
             top = left = 0
-        x = F.conv2d(x, self.conv.weight, None, s, (top, left), groups=self.conv.groups)
-        x = self.bn(x)
+        if self.bn.training:
+            x = self.bn(F.conv2d(x, self.conv.weight, None, s, (top, left), groups=self.conv.groups))
+        else:  # eval-mode batch norm is a per-channel affine map: fold it into the convolution
+            x = F.conv2d(x, *self.folded(), s, (top, left), groups=self.conv.groups)
         return F.clip(x, 0.0, 6.0) if self.act else x  # ReLU6
+
+    def folded(self) -> Tuple[Tensor, Tensor]:
+        """Eval-mode batch norm folded into the convolution: (weight * scale, shift), the same numbers
+        in one op. Kept while the parameters are frozen and unchanged; recomputed as Tensor ops (so
+        that gradients reach them) when any requires a gradient."""
+        params = (self.conv.weight, self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var)
+        if any(p.requires_grad for p in params):
+            scale, shift = self.bn.scale_shift()
+            return self.conv.weight * scale.reshape(-1, 1, 1, 1), shift
+        arrays = tuple(p.data for p in params)
+        cached = getattr(self, "_folded", None)
+        if cached is None or any(a is not b for a, b in zip(cached[0], arrays)):
+            scale, shift = self.bn.scale_shift()
+            weight = Tensor((self.conv.weight * scale.reshape(-1, 1, 1, 1)).data)
+            self._folded = (arrays, (weight, Tensor(shift.data)))
+        return self._folded[1]
 
 
 class MBConv(nn.Module):
