@@ -59,6 +59,13 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def layer_plan() -> List[Tuple[str, int]]:
+    """The named layers in order, as (name, channels or features), without building the network."""
+    blocks = [out for repeats, _, _, _, out in STAGES for _ in range(repeats)]
+    return ([("stem", STEM_CHANNELS)] + [(f"block{i}", c) for i, c in enumerate(blocks)]
+            + [("head", HEAD_CHANNELS), ("pooled", HEAD_CHANNELS), ("logits", NUM_CLASSES)])
+
+
 def imagenet_classes() -> List[str]:
     """The 1000 ImageNet class names in index order (see the header of imagenet_classes.txt)."""
     lines = CLASSES_FILE.read_text(encoding="utf-8").splitlines()
@@ -146,16 +153,12 @@ class EfficientNet(nn.Module):
     # ---- what the network has ---------------------------------------------------------------
     @property
     def layer_names(self) -> List[str]:
-        return ["stem"] + [f"block{i}" for i in range(len(self.blocks))] + ["head", "pooled", "logits"]
+        return [name for name, _ in layer_plan()]
 
     def channels(self, layer: str) -> int:
         """Channels (features) of a layer's output: 32 for stem, 1280 for head and pooled, 1000 for logits."""
         self._check_layers([layer])
-        if layer == "stem":
-            return STEM_CHANNELS
-        if layer.startswith("block"):
-            return self.blocks[int(layer[5:])].project.conv.out_channels
-        return {"head": HEAD_CHANNELS, "pooled": HEAD_CHANNELS, "logits": NUM_CLASSES}[layer]
+        return dict(layer_plan())[layer]
 
     @property
     def device(self) -> str:
