@@ -15,6 +15,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["tinygrad_cv", "tinygrad_cv.*", "models", "models.*"]),
+    package_data={"models": ["imagenet_classes.txt"]},
     install_requires=[
         "numpy>=1.22",
         "scipy>=1.11",  # L-BFGS-B (the callback API used needs 1.11)

@@ -11,6 +11,8 @@ Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorc
      china.jpg resized to 256 and 512 px on its longest side, the generated 'swirls' style.
   c. One training step (forward, backward, Adam) of the conv autoencoder, batch 128, 1x28x28.
   d. The same for the dense autoencoder (784-128-8-128-784).
+  f. EfficientNet-Lite0 at 224 px: the forward pass (no graph), and forward + backward to the input
+     (random weights; PyTorch's twin in benchmarks/bench_efficientnet.py).
   e. (--lbfgs-iters N) A whole style transfer as `tinygrad-cv style` runs it: N L-BFGS iterations at
      256 px with the ImageNet VGG16 weights (random ones if they cannot be loaded), ours through
      tinygrad_cv.vision.style.stylize, PyTorch's loss through the same SciPy L-BFGS-B with the same
@@ -49,6 +51,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, uninstalled
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_efficientnet
 
 torch = TF = None  # PyTorch, a reference only (tinygrad_cv never imports it): see import_torch
 DEVICE = "cpu"  # --device: "cuda" puts both frameworks on the GPU
@@ -509,7 +512,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="image sides for (a) and (b)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (median shown)")
-    parser.add_argument("--only", nargs="+", choices=list("abcd"), default=list("abcd"), help="cases to run")
+    parser.add_argument("--only", nargs="+", choices=list("abcdf"), default=list("abcdf"), help="cases to run")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the column timing ours with the fast paths off (tinygrad_cv.fast_paths(False))")
@@ -581,6 +584,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             case, check = case_autoencoder(kind)
             name = f"({label}) {kind} autoencoder train step, batch 128, 28x28"
             print(table_row(name, case, check, max(args.repeats, 20), ceiling, not args.no_reference), flush=True)
+    if "f" in args.only and DEVICE == "cpu":
+        from bench_efficientnet import cases as efficientnet_cases
+
+        for name, (ours_fn, torch_fn, flops, check) in efficientnet_cases(torch, TF).items():
+            print(table_row(name, (ours_fn, torch_fn, flops), check, max(args.repeats, 10), ceiling,
+                            not args.no_reference), flush=True)
     if args.lbfgs_iters:
         try:
             imagenet = load_vgg("vgg16").to(DEVICE)

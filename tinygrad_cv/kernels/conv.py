@@ -30,15 +30,15 @@ from tinygrad_cv.kernels.geometry import IntOrPair, Window, pair
 from tinygrad_cv.kernels.im2col import col2im, im2col
 
 
-def check_conv2d_arrays(x: Any, w: Any, b: Any = None, op: str = "conv2d") -> None:
-    """ValueError naming the shapes unless x is (N, C, H, W), w is (O, C, KH, KW) and b is (O,)."""
+def check_conv2d_arrays(x: Any, w: Any, b: Any = None, op: str = "conv2d", groups: int = 1) -> None:
+    """ValueError naming the shapes unless x is (N, C, H, W), w is (O, C/groups, KH, KW), b is (O,)."""
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     if w.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (O, C, KH, KW), got shape {tuple(w.shape)}")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {tuple(x.shape)}) but the "
-                         f"weight expects {w.shape[1]} (weight shape {tuple(w.shape)})")
+    if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        raise ValueError(f"{op}: input has {x.shape[1]} channels (shape {tuple(x.shape)}) but with groups={groups} "
+                         f"the weight expects {w.shape[1] * groups} (weight shape {tuple(w.shape)}, O divisible by groups)")
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise ValueError(f"{op}: bias must have shape {(w.shape[0],)} for weight shape "
                          f"{tuple(w.shape)}, got {tuple(b.shape)}")
@@ -51,20 +51,22 @@ def _grad_as_matrix(grad: Any) -> Any:
 
 
 def conv2d_forward(x: Any, w: Any, b: Any = None, stride: IntOrPair = 1, padding: IntOrPair = 0,
-                   dilation: IntOrPair = 1) -> Any:
-    """Cross-correlation of x with the O filters in w, plus the bias: im2col, then one GEMM.
+                   dilation: IntOrPair = 1, groups: int = 1) -> Any:
+    """Cross-correlation of x with the O filters in w, plus the bias: im2col, then one GEMM per group
+    (filters of group g see only input channels g*C/G .. (g+1)*C/G - 1; groups = C is depthwise).
 
-    Shape: x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (N, O, OH, OW) with
+    Shape: x (N, C, H, W), w (O, C/G, KH, KW), b (O,) or None -> (N, O, OH, OW) with
     OH = (H + 2*ph - DH*(KH-1) - 1) // SH + 1 (and likewise OW).
     """
-    check_conv2d_arrays(x, w, b)
+    check_conv2d_arrays(x, w, b, groups=groups)
     xp = backend.get_array_module(x)
     N = x.shape[0]
-    O, C, KH, KW = w.shape
+    O, Cg, KH, KW = w.shape
     win = Window.of((KH, KW), stride, padding, dilation)
     OH, OW = win.output_size(x.shape, "conv2d")
     cols = im2col(x, win.kernel, win.stride, win.padding, win.dilation)  # (C*KH*KW, N*OH*OW)
-    y = w.reshape(O, C * KH * KW) @ cols  # (O, N*OH*OW)
+    y = w.reshape(groups, O // groups, Cg * KH * KW) @ cols.reshape(groups, Cg * KH * KW, -1)  # (G, O/G, N*OH*OW)
+    y = y.reshape(O, N * OH * OW)
     if b is not None:
         y += b.reshape(O, 1)
     y = y.reshape(O, N, OH, OW)
@@ -77,29 +79,30 @@ def conv2d_grad_bias(grad: Any) -> Any:
 
 
 def conv2d_grad_weight(grad: Any, x: Any, w_shape: Sequence[int], stride: IntOrPair = 1,
-                       padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
+                       padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> Any:
     """dL/dw = G @ X^T, reshaped to (O, C, KH, KW). X is recomputed from x (see the module notes).
 
     Computed as (X @ G^T)^T, the same numbers: BLAS runs this orientation of the long, thin product
     (inner dimension N*OH*OW) faster.
     """
-    O, C, KH, KW = w_shape
-    cols = im2col(x, (KH, KW), stride, padding, dilation)  # (C*KH*KW, N*OH*OW)
-    dw_t = cols @ _grad_as_matrix(grad).T  # (C*KH*KW, O)
-    return dw_t.T.reshape(O, C, KH, KW)
+    O, Cg, KH, KW = w_shape
+    cols = im2col(x, (KH, KW), stride, padding, dilation).reshape(groups, Cg * KH * KW, -1)  # (G, C/G*KH*KW, N*OH*OW)
+    dw_t = cols @ _grad_as_matrix(grad).reshape(groups, O // groups, -1).transpose(0, 2, 1)  # (G, C/G*KH*KW, O/G)
+    return dw_t.transpose(0, 2, 1).reshape(O, Cg, KH, KW)
 
 
 def conv2d_grad_input(grad: Any, w: Any, x_shape: Sequence[int], stride: IntOrPair = 1,
-                      padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Any:
+                      padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> Any:
     """dL/dx = col2im(W^T @ G), the transposed convolution of grad with w. Shape ``x_shape``."""
-    O, C, KH, KW = w.shape
+    O, Cg, KH, KW = w.shape
     win = Window.of((KH, KW), stride, padding, dilation)
     expected = (x_shape[0], O) + win.output_size(x_shape, "conv2d_grad_input")
     if tuple(grad.shape) != expected:
         raise ValueError(f"conv2d_grad_input: grad has shape {tuple(grad.shape)}, but an input of shape "
                          f"{tuple(x_shape)} and weight {tuple(w.shape)} give output {expected}")
-    dcols = w.reshape(O, C * KH * KW).T @ _grad_as_matrix(grad)  # (C*KH*KW, N*OH*OW)
-    return col2im(dcols, x_shape, (KH, KW), stride, padding, dilation)
+    w_t = w.reshape(groups, O // groups, Cg * KH * KW).transpose(0, 2, 1)  # (G, C/G*KH*KW, O/G)
+    dcols = w_t @ _grad_as_matrix(grad).reshape(groups, O // groups, -1)  # (G, C/G*KH*KW, N*OH*OW)
+    return col2im(dcols.reshape(groups * Cg * KH * KW, -1), x_shape, (KH, KW), stride, padding, dilation)
 
 
 def conv_transpose2d_output_shape(x_shape: Sequence[int], w_shape: Sequence[int], stride: IntOrPair = 1,

@@ -23,29 +23,33 @@ _TORCH_DEFAULT_GAIN = 1 / math.sqrt(3)
 
 
 class Conv2d(Module):
-    """2-D convolution layer: weight (out_channels, in_channels, KH, KW), bias (out_channels,).
+    """2-D convolution layer: weight (out_channels, in_channels / groups, KH, KW), bias (out_channels,).
 
+    ``groups = in_channels = out_channels`` is a depthwise convolution (one filter per channel).
     Initialised like PyTorch's default: weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     fan_in = in_channels * KH * KW; reproducible through ``rng`` or nn.init.manual_seed.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
                  padding: IntOrPair = 0, dilation: IntOrPair = 1, bias: bool = True,
-                 rng: Optional[np.random.Generator] = None) -> None:
-        self.in_channels, self.out_channels = in_channels, out_channels
+                 rng: Optional[np.random.Generator] = None, groups: int = 1) -> None:
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride, self.padding, self.dilation = stride, padding, dilation
-        shape = (out_channels, in_channels) + self.kernel_size
+        shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(init.kaiming_uniform(shape, gain=_TORCH_DEFAULT_GAIN, rng=rng))
         fan_in = init.fans(shape)[0]
         self.bias = Parameter(init.uniform_bias(fan_in, out_channels, rng=rng)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}")
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}")
 
 
 class ConvTranspose2d(Module):
