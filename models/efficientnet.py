@@ -201,6 +201,14 @@ class EfficientNet(nn.Module):
         """The logits (N, 1000): the same as ``model(x)``."""
         return self(x)
 
+    def forward_from(self, layer: str, x: Tensor) -> Tensor:
+        """The logits from the activation of ``layer``: the rest of the network (Grad-CAM
+        differentiates the logits with respect to a layer's activation, held as a leaf)."""
+        start = self.layer_names.index(self._check_layers([layer])[0])
+        for name in self.layer_names[start + 1:]:
+            x = self._layer(name, x)
+        return x
+
     # ---- images in and out ------------------------------------------------------------------
     def preprocess(self, image: ImageLike, crop: bool = True) -> Tensor:
         """PIL image or uint8 (H, W, 3) -> (1, 3, 224, 224) float32 Tensor on the model's device:

@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from tinygrad_cv import __version__
-from tinygrad_cv.commands import ae, classify, doctor, dream, style, visualize, weights
+from tinygrad_cv.commands import ae, classify, doctor, dream, explain, style, visualize, weights
 
-COMMANDS = [style, visualize, dream, classify, ae, weights, doctor]
+COMMANDS = [style, visualize, dream, classify, explain, ae, weights, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,3 +64,26 @@ def swirl_painting(size: Tuple[int, int] = (384, 512), strokes: int = 9000, seed
             points.append((float(x), float(y)))
         draw.line(points, fill=tuple(int(c) for c in colour), width=int(rng.integers(3, 8)), joint="curve")
     return np.asarray(canvas.filter(ImageFilter.SMOOTH_MORE))
+
+
+# Photos that ship with the installed libraries: scikit-learn (2), scikit-image (8: its data folder
+# holds these files, no download) and matplotlib (1). Used where a method is measured over many pictures.
+BUNDLED_PHOTOS = ("china.jpg", "flower.jpg", "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
+                  "brick", "grass", "gravel", "grace_hopper.jpg")
+
+
+def bundled_photo(name: str) -> np.ndarray:
+    """One of BUNDLED_PHOTOS as uint8 (H, W, 3); grayscale textures (brick, grass, gravel) become RGB."""
+    from tinygrad_cv.vision.image import load_image, to_rgb_uint8
+
+    if name in CONTENT_PHOTOS:
+        return sample_photo(name)
+    if name == "grace_hopper.jpg":
+        from matplotlib import cbook
+
+        return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    if name not in BUNDLED_PHOTOS:
+        raise ValueError(f"unknown bundled photo {name!r}; choose from {', '.join(BUNDLED_PHOTOS)}")
+    from skimage import data
+
+    return to_rgb_uint8(getattr(data, name)())

@@ -1,0 +1,175 @@
+# %% [markdown]
+# # Lesson 12 — Attribution maps, and when to trust one
+#
+# "Which pixels made the network say *tabby cat*?" An attribution map gives every input pixel a score
+# for one class K. Four common ones, all computed by the same backward pass through
+# EfficientNet-Lite0 (library code: `tinygrad_cv/vision/attribution.py`):
+#
+# | method | paper | the map |
+# | --- | --- | --- |
+# | gradient | Simonyan et al. 2014 | max over colour channels of \|d logit_K / d pixel\| |
+# | SmoothGrad | Smilkov et al. 2017 | the gradient map averaged over 25 noisy copies (noise 15% of the range) |
+# | integrated gradients | Sundararajan et al. 2017 | (x - black) times the mean gradient on the straight path from black to x |
+# | Grad-CAM | Selvaraju et al. 2017 | ReLU(sum_c w_c A_c) on the head's 1280 channels (7 x 7), w_c = mean gradient of channel c |
+#
+# Maps are easy to compute and easy to misread. Adebayo et al. ("Sanity Checks for Saliency Maps",
+# NeurIPS 2018) showed that some popular maps hardly change when the network's weights are replaced by
+# random numbers: they show the picture (its edges), not what the model learnt. So each map here gets
+# two checks before we read it: the **randomisation test** and the **deletion curve**.
+#
+# Run: `python lessons/12_attribution.py` (about 5 minutes on a 2-core CPU; the first run fetches the
+# EfficientNet-Lite0 weights, 17 MB, once). Pictures go to `lessons_out/12_attribution/`.
+
+# %%
+import time
+
+import numpy as np
+
+from _common import output_dir
+
+from models.efficientnet import load_efficientnet
+from tinygrad_cv.vision import attribution as A
+from tinygrad_cv.vision.attribution_plots import (deletion_figure, maps_figure, randomization_figure,
+                                                  save_figure)
+from tinygrad_cv.vision.samples import BUNDLED_PHOTOS, bundled_photo
+
+OUT = output_dir("12_attribution")
+t0 = time.perf_counter()
+net = load_efficientnet()
+settings = A.AttributionSettings()  # SmoothGrad 25 x 15%, integrated gradients 64 steps, Grad-CAM on 'head'
+
+
+def crop(name):
+    """The 224 x 224 centre crop the network sees: uint8 (H, W, 3) and (3, H, W) in [0, 1]."""
+    rgb = net.deprocess(net.preprocess(bundled_photo(name)))
+    return rgb, rgb.transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def save(fig, name):
+    save_figure(fig, OUT / name)
+    print(f"saved {OUT / name}")
+
+
+# %% [markdown]
+# ## 1. Four maps of three photos
+# The class is the network's top one. The gradient map is speckled: the gradient of a deep network
+# jumps from pixel to pixel. SmoothGrad averages that speckle away. Integrated gradients is signed
+# (red pushes the class up, blue down) and follows the photo's bright, high-contrast parts, because it
+# multiplies by the pixel value (x - black). Grad-CAM is coarse: it is a 7 x 7 map, enlarged.
+
+# %%
+rows, maps_of = [], {}
+for name in ("chelsea", "coffee", "grace_hopper.jpg"):
+    rgb, picture = crop(name)
+    target = A.top_class(net, picture)
+    maps_of[name] = {m: A.attribute(net, picture, m, target, settings) for m in A.METHODS}
+    p = A.class_probabilities(net, picture[None], target)[0]
+    print(f"{name}: class {target} ({net.classes[target]}), p = {p:.2f}")
+    rows.append((f"{name}: {net.classes[target]}", rgb, {m: r.map for m, r in maps_of[name].items()}))
+save(maps_figure(rows, A.METHODS), "maps.png")
+
+# %% [markdown]
+# ## 2. Integrated gradients: completeness
+# Integrated gradients' attributions add up to f(x) - f(black) exactly (the *completeness* axiom) when
+# the path integral is exact. With a finite number of steps it is a sum, and the gap tells how good
+# the sum is. Along the path from black to the photo, EfficientNet's logit does not change smoothly:
+# ReLU6 units and the whole head switch on over short stretches, so the slope f'(a) has sharp peaks.
+# Equally spaced steps (the paper's rule) miss them. The **adaptive** rule used by default starts with
+# 17 equally spaced points and then bisects, 8 at a time, the intervals where the trapezoid estimate
+# of the change of f disagrees most with the change the forward passes measured: the same trapezoid
+# rule, with short steps where the slope moves. Both use 64 gradient evaluations.
+
+# %%
+rgb, picture = crop("chelsea")
+target = A.top_class(net, picture)
+adaptive = maps_of["chelsea"]["integrated-gradients"]
+uniform = A.integrated_gradients(net, picture, target, A.AttributionSettings(step_rule="uniform"))
+for result in (uniform, adaptive):
+    print(f"{result.extra['step_rule']:8s} steps: sum of attributions {result.attributions.sum():8.3f}, "
+          f"f(x) - f(black) = {result.logit - result.baseline_logit:8.3f}, "
+          f"completeness error {100 * result.completeness_error:6.2f}%")
+from matplotlib.figure import Figure  # noqa: E402
+
+fig = Figure(figsize=(7, 3.2))
+ax = fig.add_subplot(1, 1, 1)
+ax.plot(adaptive.alphas, adaptive.extra["path_slopes"], ".-", markersize=4, label="adaptive points")
+ax.plot(uniform.alphas, uniform.extra["path_slopes"], "x", markersize=4, label="uniform points")
+ax.set_xlabel("a (0 = black, 1 = the photo)")
+ax.set_ylabel("slope d f / d a")
+ax.legend(fontsize=8)
+ax.set_title("the integrand of integrated gradients along the path (chelsea)", fontsize=9)
+save(fig, "completeness_path.png")
+
+# %% [markdown]
+# ## 3. Randomisation test, cascading (Adebayo et al. 2018, Fig. 2)
+# Replace the weights layer by layer, from the classifier down to the stem, and after each step compare
+# the map of the damaged network with the trained one (Spearman rank correlation of the absolute maps).
+# A map that explains the *model* must fall quickly. Here for the gradient and Grad-CAM at every step
+# (one backward pass each); SmoothGrad (8 copies) and integrated gradients (16 uniform steps) are
+# cheaper versions to keep the lesson short.
+
+# %%
+cheap = A.AttributionSettings(samples=8, steps=16, step_rule="uniform")
+trained = {m: A.attribute(net, picture, m, target, cheap) for m in A.METHODS}
+layers, curves = [], {m: [] for m in A.METHODS}
+for layer, damaged in A.cascading_randomization(net, seed=0):
+    layers.append(layer)
+    for m in A.METHODS:
+        curves[m].append(A.spearman(A.rank_map(trained[m]), A.rank_map(A.attribute(damaged, picture, m, target, cheap))))
+print("Spearman after the last step (fully random):", {m: round(v[-1], 3) for m, v in curves.items()})
+save(randomization_figure(layers, curves, f"cascading randomisation, chelsea, class {net.classes[target]}"),
+     "cascading_randomization.png")
+
+# %% [markdown]
+# ## 4. Full randomisation over all bundled photos
+# The same test with every layer random, on all 11 bundled photos (scikit-learn, scikit-image,
+# matplotlib). Gradient and Grad-CAM with their default settings; SmoothGrad and integrated gradients
+# with the cheaper settings of section 3 (benchmarks/eval_attribution.py runs the defaults; its figures
+# are in README, "Attribution maps").
+
+# %%
+random_net = A.fully_randomized(net, seed=0)
+table = {m: [] for m in A.METHODS}
+for name in BUNDLED_PHOTOS:
+    _, pic = crop(name)
+    k = A.top_class(net, pic)
+    for m in A.METHODS:
+        s = settings if m in ("gradient", "gradcam") else cheap
+        table[m].append(A.spearman(A.rank_map(A.attribute(net, pic, m, k, s)),
+                                   A.rank_map(A.attribute(random_net, pic, m, k, s))))
+print(f"{'photo':18s} " + " ".join(f"{m[:12]:>12s}" for m in A.METHODS))
+for i, name in enumerate(BUNDLED_PHOTOS):
+    print(f"{name:18s} " + " ".join(f"{table[m][i]:12.3f}" for m in A.METHODS))
+print(f"{'mean':18s} " + " ".join(f"{np.mean(table[m]):12.3f}" for m in A.METHODS))
+
+# %% [markdown]
+# ## 5. Deletion curve (Petsiuk et al. 2018)
+# Replace the most-attributed pixels by grey first and watch the class probability. A map that found
+# the evidence makes it fall faster than a random order does. The area under the curve sums it up
+# (smaller is better).
+
+# %%
+fractions = np.linspace(0, 1, 21)
+deletion = {m: A.deletion_curve(net, picture, maps_of["chelsea"][m].map, target, fractions) for m in A.METHODS}
+deletion["random order"] = A.deletion_curve(net, picture, None, target, fractions, seed=0)
+for label, curve in deletion.items():
+    print(f"deletion AUC {label:22s} {A.area_under(curve, fractions):.3f}")
+save(deletion_figure(fractions, deletion, f"deletion, chelsea, class {net.classes[target]}"), "deletion.png")
+
+# %% [markdown]
+# ## 6. What the checks say
+# - **Gradient**: changes completely when the weights are randomised, so it does depend on the model;
+#   but it is noisy, and its deletion curve is often not much better than random: single pixels with
+#   large gradients are not the evidence.
+# - **SmoothGrad**: nicer to look at, and still model-dependent, but averaging keeps more of the
+#   picture's structure (edges survive the noise) so its correlation with the random network's map is
+#   higher than the gradient's.
+# - **Integrated gradients**: multiplying by the pixel values makes every map look like the photo,
+#   whatever the weights: its randomisation correlation is the highest of the four. Completeness holds
+#   only when the path is sampled where the logit changes: check the printed error.
+# - **Grad-CAM**: coarse, but it passes the randomisation test and its deletion curve falls fast: it
+#   finds the object the class is about.
+# Trust a map only after it passes; and the numbers above are for one network and eleven photos.
+
+# %%
+print(f"lesson ran in {time.perf_counter() - t0:.0f} s")
