@@ -66,6 +66,7 @@ class StyleSettings:
     seed: int = 0
     model: str = "vgg16"
     photo_weight: float = 0.0  # weight of the matting-Laplacian term (0: off; see photo_settings)
+    photo_eps: float = matting.EPS  # the Laplacian's regulariser (Levin's and Luan's 1e-7)
     smooth: bool = False  # run the closed-form smoothing (vision/matting.smooth) on the result
 
 
@@ -131,10 +132,10 @@ def tv_loss() -> Objective:
     return Objective.term("tv", fn)
 
 
-def photo_loss(content: np.ndarray) -> Objective:
+def photo_loss(content: np.ndarray, eps: float = matting.EPS) -> Objective:
     """The matting energy of the image under the content's Laplacian, over the content's spread
     sum_c |V_c - mean(V_c)|^2: for an image near the content it reads as its relative matting energy."""
-    laplacian = matting.matting_laplacian(content)
+    laplacian = matting.matting_laplacian(content, eps)
     V = content.reshape(-1, 3).astype(np.float64) / 255.0
     spread = float(((V - V.mean(axis=0)) ** 2).sum()) + 1e-12
     return Objective.term("photo", lambda feats, image: matting.matting_energy(image, laplacian) / spread)
@@ -284,7 +285,7 @@ def style_objective(model, content: np.ndarray, styles: Sequence[np.ndarray], se
     if settings.tv_weight:
         objective = objective + settings.tv_weight * tv_loss()
     if settings.photo_weight:
-        objective = objective + settings.photo_weight * photo_loss(content)
+        objective = objective + settings.photo_weight * photo_loss(content, settings.photo_eps)
     return objective
 
 
