@@ -12,12 +12,13 @@ from typing import List, Optional
 
 from tinygrad_cv import __version__
 from tinygrad_cv.commands import ae, classify, doctor, dream, explain, style, visualize, weights
+from tinygrad_cv.commands.arguments import OneLineParser
 
 COMMANDS = [style, visualize, dream, classify, explain, ae, weights, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tinygrad-cv",
         description="Style transfer, feature visualisation and autoencoders on a from-scratch autograd.",
     )

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from tinygrad_cv.commands.arguments import finite_float
+
 MODELS = ("dense", "conv", "denoising", "sparse", "linear")  # models.autoencoder.MODELS (not imported: --help stays instant)
 DATASETS = ("digits", "mnist", "fashion-mnist")  # tinygrad_cv.data.DATASETS
 NOISE_KINDS = ("gaussian", "mask", "patch")
@@ -72,13 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--channels", type=int, nargs="+", help=f"conv channels, default {' '.join(map(str, d.channels))}")
     t.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     t.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    t.add_argument("--lr", type=float, help=f"Adam learning rate, default {d.lr}")
+    t.add_argument("--lr", type=finite_float, help=f"Adam learning rate, default {d.lr}")
     t.add_argument("--seed", type=int, help=f"default {d.seed}")
     t.add_argument("--noise", choices=NOISE_KINDS, help=f"denoising corruption, default {d.noise}")
-    t.add_argument("--noise-factor", type=float, help=f"Gaussian noise std, default {d.noise_factor}")
-    t.add_argument("--mask-fraction", type=float, help=f"masked pixel share, default {d.mask_fraction}")
+    t.add_argument("--noise-factor", type=finite_float, help=f"Gaussian noise std, default {d.noise_factor}")
+    t.add_argument("--mask-fraction", type=finite_float, help=f"masked pixel share, default {d.mask_fraction}")
     t.add_argument("--patch-size", type=int, help=f"blanked patch side, default {d.patch_size}")
-    t.add_argument("--sparsity", type=float, help=f"L1 weight on the code (sparse), default {d.sparsity}")
+    t.add_argument("--sparsity", type=finite_float, help=f"L1 weight on the code (sparse), default {d.sparsity}")
     t.add_argument("-o", "--out", help="run folder, default runs/<model>-<dataset>-<code>")
     t.add_argument("--resume", action="store_true", help="continue the run in the folder")
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")

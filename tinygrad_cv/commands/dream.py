@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tinygrad_cv.commands.arguments import finite_float
 from tinygrad_cv.commands.vgg_args import add_vgg_arguments, check_output, load_model
 
 DEFAULT_OUTPUT = "dream.png"
@@ -24,9 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default=d.layer, help=f"layer to amplify (default {d.layer})")
     p.add_argument("--channel", type=int, default=None, help="amplify only this channel of the layer")
     p.add_argument("--octaves", type=int, default=d.octaves, help=f"number of scales (default {d.octaves})")
-    p.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"size ratio between octaves (default {d.octave_scale})")
+    p.add_argument("--octave-scale", type=finite_float, default=d.octave_scale, help=f"size ratio between octaves (default {d.octave_scale})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"steps per octave (default {d.steps})")
-    p.add_argument("--step-size", type=float, default=round(d.step_size * 255, 3),
+    p.add_argument("--step-size", type=finite_float, default=round(d.step_size * 255, 3),
                    help=f"step in 0..255 pixel units after gradient normalisation (default {d.step_size * 255:.3g})")
     p.add_argument("--roll", type=int, default=d.roll, help=f"largest random shift in pixels (default {d.roll})")
     p.add_argument("--tile", type=int, default=d.tile_size, help=f"tile side for the gradient (default {d.tile_size})")

@@ -14,6 +14,7 @@ import argparse
 import time
 from dataclasses import replace
 
+from tinygrad_cv.commands.arguments import finite_float
 from tinygrad_cv.commands.vgg_args import add_vgg_arguments, check_output, load_model
 
 DEFAULT_OUTPUT = "visualization.png"
@@ -46,13 +47,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-decorrelate", action="store_true", help="optimise RGB directly")
     p.add_argument("--plain-steps", type=int, default=None, metavar="K",
                    help=f"the last K steps skip the transforms (VGG default {d.plain_steps}; lucent: 0)")
-    p.add_argument("--decay-power", type=float, default=None, metavar="P",
+    p.add_argument("--decay-power", type=finite_float, default=None, metavar="P",
                    help=f"fft: scale the spectrum by 1/f^P (VGG default {d.decay_power}; lucent: 1)")
     p.add_argument("--steps", type=int, default=None, help=f"Adam steps (VGG default {d.steps})")
     p.add_argument("--size", type=int, default=None, help=f"image side in pixels (VGG default {d.size}, EfficientNet 224)")
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (VGG default {d.lr})")
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight, help="total-variation penalty")
-    p.add_argument("--l2-weight", type=float, default=d.l2_weight, help="penalty on distance from grey")
+    p.add_argument("--lr", type=finite_float, default=None, help=f"Adam learning rate (VGG default {d.lr})")
+    p.add_argument("--tv-weight", type=finite_float, default=d.tv_weight, help="total-variation penalty")
+    p.add_argument("--l2-weight", type=finite_float, default=d.l2_weight, help="penalty on distance from grey")
     p.add_argument("--blur-every", type=int, default=None, metavar="K", help=f"blur every K steps (VGG default {d.blur_every}; 0: never)")
     add_vgg_arguments(p, DEFAULT_OUTPUT, seed=d.seed, models=("vgg16", "vgg19", EFFICIENTNET))
     p.set_defaults(run=run)

@@ -6,6 +6,7 @@ to handle. ``save_image`` writes atomically, so an interrupted run never leaves 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -31,15 +32,23 @@ def load_image(path: PathLike, max_side: Optional[int] = None) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not an image Pillow can read.
+        ValueError: the file is not an image Pillow can read, or has more pixels than Pillow's
+            decompression-bomb limit.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {path}")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)  # phones store rotation as a tag, not in the pixels
-            rgb = to_rgb_uint8(img)
+        with warnings.catch_warnings():
+            # Above Image.MAX_IMAGE_PIXELS Pillow only warns (an error from twice that): a file that
+            # big is a decompression bomb or needs shrinking first, so both become one clear error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)  # phones store rotation as a tag, not in the pixels
+                rgb = to_rgb_uint8(img)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path} has more pixels than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} "
+                         "(Image.MAX_IMAGE_PIXELS, against decompression bombs); shrink it first") from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:  # Pillow raises these on bad data
         raise ValueError(f"{path} is not an image that can be read ({exc})") from exc
     return rgb if max_side is None else resize_max_side(rgb, max_side)

@@ -18,11 +18,17 @@ Where this departs from the paper, and why:
   neural-style); "original colours" recombines the result's luminance with the content's chroma
   after optimisation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer", the
   luminance-only variant done as a post-process).
+
+Photorealistic transfer (Luan, Paris, Shechtman & Bala 2017, "Deep Photo Style Transfer") adds a
+third term, the content's matting Laplacian (vision/matting.py): photo_weight * sum_c V_c^T M V_c, which
+is zero when the output is, window by window, an affine recolouring of the content, so edges and
+textures stay those of the photo. ``photo_settings()`` is that recipe; ``smooth`` runs the closed-form
+pass of Li et al. 2018 on the result; masks (vision/masks.py) give Luan's per-region style loss.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,6 +36,7 @@ import numpy as np
 import tinygrad_cv.functional as F
 from tinygrad_cv import no_grad
 from tinygrad_cv.tensor import Tensor
+from tinygrad_cv.vision import masks, matting
 from tinygrad_cv.vision.image import resize
 from tinygrad_cv.vision.render import Callback, Objective, PixelParam, RenderResult, RenderSettings, render
 
@@ -58,6 +65,25 @@ class StyleSettings:
     iters_per_scale: Optional[int] = None  # iterations at coarser scales; default iters // 2
     seed: int = 0
     model: str = "vgg16"
+    photo_weight: float = 0.0  # weight of the matting-Laplacian term (0: off; see photo_settings)
+    photo_eps: float = matting.EPS  # the Laplacian's regulariser (Levin's and Luan's 1e-7)
+    smooth: bool = False  # run the closed-form smoothing (vision/matting.smooth) on the result
+
+
+def photo_settings(**overrides) -> StyleSettings:
+    """The photorealistic recipe (``tinygrad-cv style --photo``), chosen on the bundled photos at
+    256 px (figures in benchmarks/eval_photo_style.py):
+    - init from the content and the regulariser on from the first step: the content has (almost) zero
+      matting energy, so the optimiser starts on a photo and is held near photos all along; Luan
+      starts from the content too, but switches the term on only in a second run.
+    - photo_weight: Luan's lambda, rescaled to this module's relative losses (the term is divided by
+      the content's sum_c |V_c - mean|^2, so it reads as the relative matting energy).
+    - no TV term: the Laplacian already penalises noise, and TV would also blur true edges.
+    """
+    recipe = dict(init="content", iters=200, content_weight=1.0, style_weight=10.0, tv_weight=0.0,
+                  photo_weight=1e3, smooth=False)
+    recipe.update(overrides)
+    return StyleSettings(**recipe)
 
 
 # ---- the losses, each a plain function of arrays of features -------------------------------------------
@@ -104,6 +130,15 @@ def tv_loss() -> Objective:
         return (dy * dy).mean() + (dx * dx).mean()
 
     return Objective.term("tv", fn)
+
+
+def photo_loss(content: np.ndarray, eps: float = matting.EPS) -> Objective:
+    """The matting energy of the image under the content's Laplacian, over the content's spread
+    sum_c |V_c - mean(V_c)|^2: for an image near the content it reads as its relative matting energy."""
+    laplacian = matting.matting_laplacian(content, eps)
+    V = content.reshape(-1, 3).astype(np.float64) / 255.0
+    spread = float(((V - V.mean(axis=0)) ** 2).sum()) + 1e-12
+    return Objective.term("photo", lambda feats, image: matting.matting_energy(image, laplacian) / spread)
 
 
 # ---- images <-> tensors ---------------------------------------------------------------------------------
@@ -170,12 +205,16 @@ def stylize(
     settings: StyleSettings = StyleSettings(),
     init_image: Optional[np.ndarray] = None,
     callbacks: Sequence[Callable[[int, int, object], None]] = (),
+    content_mask: Optional[np.ndarray] = None,
+    style_mask: Optional[np.ndarray] = None,
 ) -> StyleResult:
     """Paint ``content`` (uint8 H x W x 3) in the style of ``styles`` with a VGG ``model``.
 
     Args:
         model: a VGG from models.vgg.load_vgg (needs ``model(x, layers)`` and ``model.normalize``).
         callbacks: called as ``cb(scale_index, n_scales, step_info)`` after every step.
+        content_mask, style_mask: colour-coded region masks (uint8, any size), both or neither; one
+            style image only. The style loss is then computed per region (vision/masks.py).
     Returns:
         StyleResult; on Ctrl-C or a non-finite loss, the last good image and a status saying so.
     """
@@ -184,19 +223,16 @@ def stylize(
     sides = list(settings.scales) or [settings.size]
     if any(s < 16 for s in sides):
         raise ValueError(f"sizes must be at least 16 px, got {sides}")
+    regions = regions_of(content_mask, style_mask, len(styles))
+    if settings.photo_weight < 0:
+        raise ValueError(f"photo_weight must be >= 0, got {settings.photo_weight}")
     rng = np.random.default_rng(settings.seed)
     start, history, steps_per_scale, initial = time.perf_counter(), [], [], {}
     current: Optional[np.ndarray] = None
     status = "done"
     for k, side in enumerate(sides):
         content_k = fit_longest_side(content, side)
-        h, w = content_k.shape[:2]
-        with no_grad():
-            x = to_tensor(content_k, model.device)
-            content_target = model(model.normalize(x), layers=[settings.content_layer])[settings.content_layer]
-        objective = (settings.content_weight * content_loss(settings.content_layer, content_target)
-                     + settings.style_weight * style_loss(settings.style_layers, style_targets(model, styles, settings, side), settings.style_layer_weights)
-                     + settings.tv_weight * tv_loss())
+        objective = style_objective(model, content_k, styles, settings, side, regions)
         start_image = _initial_image(settings, content_k, init_image, current, rng)
         steps = settings.iters if k == len(sides) - 1 else (settings.iters_per_scale or max(1, settings.iters // 2))
         per_step: List[Callback] = [lambda info, k=k: [cb(k, len(sides), info) for cb in callbacks]]
@@ -215,9 +251,73 @@ def stylize(
             status = result.status
             break
     assert current is not None
+    if settings.smooth and status == "done":  # not after Ctrl-C: at 512 px the solve takes a while
+        current = matting.smooth(current, resize(content, current.shape[:2]))
     if settings.original_colors:
         current = original_colors(current, resize(content, current.shape[:2]))
     return StyleResult(current, status, history, initial, time.perf_counter() - start, steps_per_scale)
+
+
+def regions_of(content_mask: Optional[np.ndarray], style_mask: Optional[np.ndarray], n_styles: int):
+    """(colours, content maps, style maps) from masks.match_masks, or None without masks."""
+    if content_mask is None and style_mask is None:
+        return None
+    if content_mask is None or style_mask is None:
+        raise ValueError("masks come in pairs: give both a content mask and a style mask")
+    if n_styles != 1:
+        raise ValueError(f"masks work with one style image, got {n_styles}")
+    return masks.match_masks(content_mask, style_mask)
+
+
+def style_objective(model, content: np.ndarray, styles: Sequence[np.ndarray], settings: StyleSettings,
+                    side: int, regions=None) -> Objective:
+    """content + style (per region with masks) + TV + photo terms for ``content`` at its own size."""
+    layers = [settings.content_layer] + [name for name in settings.style_layers if name != settings.content_layer]
+    with no_grad():
+        x = to_tensor(content, model.device)
+        feats = model(model.normalize(x), layers=layers if regions is not None else [settings.content_layer])
+    if regions is None:
+        style = style_loss(settings.style_layers, style_targets(model, styles, settings, side), settings.style_layer_weights)
+    else:
+        style = _masked_style(model, feats, styles[0], regions, settings, side)
+    objective = settings.content_weight * content_loss(settings.content_layer, feats[settings.content_layer])
+    objective = objective + settings.style_weight * style
+    if settings.tv_weight:
+        objective = objective + settings.tv_weight * tv_loss()
+    if settings.photo_weight:
+        objective = objective + settings.photo_weight * photo_loss(content, settings.photo_eps)
+    return objective
+
+
+def _masked_style(model, content_feats: Dict[str, Tensor], style: np.ndarray, regions, settings: StyleSettings,
+                  side: int) -> Objective:
+    """Luan's per-region style loss: Gram targets of the style under its mask, the content's maps per layer."""
+    _, content_maps, style_maps = regions
+    with no_grad():
+        x = to_tensor(fit_longest_side(style, max(16, round(side * settings.style_scale))), model.device)
+        style_feats = model(model.normalize(x), layers=settings.style_layers)
+    targets = masks.region_grams(style_feats, style_maps, settings.style_layers)
+    maps = [masks.resize_maps(content_maps, content_feats[name].shape[2:]) for name in settings.style_layers]
+    shares = content_maps.mean(axis=(1, 2))
+    return masks.masked_style_loss(settings.style_layers, targets, maps, settings.style_layer_weights, shares)
+
+
+def measure(model, image: np.ndarray, content: np.ndarray, styles: Sequence[np.ndarray],
+            settings: StyleSettings = StyleSettings(), content_mask: Optional[np.ndarray] = None,
+            style_mask: Optional[np.ndarray] = None) -> Dict[str, float]:
+    """Unweighted content and style losses of ``image`` (uint8) against ``content`` resized to it, and
+    its relative matting energy under the content's Laplacian ("energy", 0 for a locally affine
+    recolouring of the content)."""
+    h, w = image.shape[:2]
+    content_k = resize(content, (h, w))
+    plain = replace(settings, content_weight=1.0, style_weight=1.0, tv_weight=0.0, photo_weight=0.0)
+    objective = style_objective(model, content_k, styles, plain, max(h, w),
+                                regions_of(content_mask, style_mask, len(styles)))
+    with no_grad():
+        x = to_tensor(image, model.device)
+        _, parts = objective(model(model.normalize(x), layers=objective.layers), x)
+    parts["energy"] = matting.relative_matting_energy(image, matting.matting_laplacian(content_k))
+    return parts
 
 
 def _initial_image(settings: StyleSettings, content: np.ndarray, init_image: Optional[np.ndarray],
