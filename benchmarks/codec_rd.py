@@ -1,6 +1,6 @@
 """Rate-distortion on the MNIST test digits: the autoencoder codec against PCA and JPEG.
 
-    python benchmarks/codec_rd.py [--codes 16 32 64] [--epochs 10] [--out runs/codec]
+    python benchmarks/codec_rd.py [--codes 32 64] [--epochs 5] [--out runs/codec]
 
 Trains one dense autoencoder (784-512-k-512-784, MSE, Adam 1e-3, batch 128) per code size k on the
 60,000 training digits, fits PCA with the same k, and runs both through the same pipeline of
@@ -30,7 +30,7 @@ from tinygrad_cv import optim  # noqa: E402
 from tinygrad_cv.data import DataLoader, load_split  # noqa: E402
 from tinygrad_cv.pca import fit_pca  # noqa: E402
 
-STEPS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)  # quantiser steps in standard deviations
+STEPS = (0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)  # quantiser steps in standard deviations
 QUALITIES = (1, 3, 5, 8, 10, 15, 20, 30, 50, 75, 90)
 
 
@@ -84,8 +84,8 @@ def plot(points: List[codec.RatePoint], path: Path, title: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--codes", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--codes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--out", default="runs/codec")
     args = parser.parse_args()
     out = Path(args.out)
