@@ -16,8 +16,11 @@
 # No biases: we centre the data first, which is exactly the PCA problem (with biases on raw data
 # the optimum is the same subspace; the biases learn to handle the mean).
 #
-# Run: `python lessons/07_linear_autoencoder_is_pca.py` (about ten seconds on 2 cores); figures go to
-# `lessons_out/07_linear_autoencoder_is_pca/`.
+# The data: 10,000 of MNIST's 28x28 training digits (784 numbers each; the test set is held out), or
+# with `--dataset digits` the 1,797 8x8 digits that scikit-learn ships (64 numbers, seconds-fast).
+#
+# Run: `python lessons/07_linear_autoencoder_is_pca.py [--dataset digits]` (MNIST: about two minutes
+# on 2 cores; digits: about ten seconds); figures go to `lessons_out/07_linear_autoencoder_is_pca/`.
 
 # %%
 import numpy as np
@@ -26,7 +29,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from _common import output_dir, save_figure
+from _common import dataset_choice, output_dir, save_figure
 
 import tinygrad_cv.functional as F
 from models.autoencoder import LinearAutoencoder
@@ -35,24 +38,30 @@ from tinygrad_cv.data import image_grid, load_split
 from tinygrad_cv.pca import directions_from_decoder, fit_pca, pca_mse_curve, principal_angles
 
 OUT = output_dir("07_linear_autoencoder_is_pca")
-train, held = load_split("digits")
-x = train.images.reshape(len(train), -1).astype(np.float64)  # (1438, 64)
+DATASET = dataset_choice()
+train, held = load_split(DATASET)
+if DATASET == "mnist":
+    train = train.subset(np.arange(10000))  # full-batch steps below: 10,000 digits keep them quick
+SIDE = train.image_shape[-1]
+x = train.images.reshape(len(train), -1).astype(np.float64)  # (n, d): (1438, 64) or (10000, 784)
+D = x.shape[1]
+print(f"{DATASET}: {len(train)} training digits of {D} pixels")
 mean = x.mean(axis=0)
 xc = (x - mean).astype(np.float32)  # centred: now the model needs no biases
 
 # %% [markdown]
 # ## 1. Train a linear autoencoder with k = 8
-# Full-batch Adam (all 1,438 digits every step; the problem is small), learning rate 0.02 decayed
+# Full-batch Adam (all training digits every step; the problem is small), learning rate 0.02 decayed
 # to 0 along a cosine over 1,500 steps so the last steps settle instead of jittering. Every 25 steps we measure the
 # principal angles between span(W_d) and the PCA subspace.
 
 # %%
 def train_linear(k, steps=500, lr=0.02, seed=0, log_every=0):
     """A bias-free linear AE on the centred digits. Returns the model and [(step, loss, angles)]."""
-    model = LinearAutoencoder((64,), code=k, bias=False, rng=np.random.default_rng(seed))
+    model = LinearAutoencoder((D,), code=k, bias=False, rng=np.random.default_rng(seed))
     opt = optim.Adam(model.parameters(), lr=lr)
     batch = Tensor(xc)
-    reference = fit_pca(x, k).components.T  # (64, k)
+    reference = fit_pca(x, k).components.T  # (D, k)
     log = []
     for step in range(steps):
         opt.lr = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
@@ -141,13 +150,14 @@ pictures = [("decoder columns (a mix)", model.decoder_weight.T), ("recovered dir
 fig, axes = plt.subplots(3, 1, figsize=(8, 3.6))
 for ax, (title, vectors) in zip(axes, pictures):
     scaled = vectors / np.abs(vectors).max(axis=1, keepdims=True)  # each in [-1, 1]
-    ax.imshow(image_grid(scaled.reshape(-1, 8, 8), ncols=k, pad_value=0), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.imshow(image_grid(scaled.reshape(-1, SIDE, SIDE), ncols=k, pad_value=0), cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_title(title, fontsize=9, loc="left")
     ax.axis("off")
 save_figure(fig, OUT, "directions.png")
 
 # %% [markdown]
-# After 1,500 steps all eight directions match PCA's to four digits (stop at a few hundred steps
-# and the 8th is visibly off, for the small-gap reason above). What to remember: a linear autoencoder trained by gradient
+# The |cos| values above say how well each direction matches after 1,500 steps; the ones with a
+# small gap to their neighbour come last (on the 8x8 digits all eight match to four digits; stop at
+# a few hundred steps and the 8th is visibly off). What to remember: a linear autoencoder trained by gradient
 # descent finds the same best k-dimensional subspace as an SVD, so a *nonlinear* autoencoder that
 # beats PCA (lesson 6) does so because of its nonlinearities, not because of its training.

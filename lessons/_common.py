@@ -28,3 +28,12 @@ def save_figure(fig, folder: Path, name: str) -> Path:
 
     plt.close(fig)
     return path
+
+
+def dataset_choice(default: str = "mnist", choices: tuple = ("mnist", "digits")) -> str:
+    """``--dataset NAME`` from the command line. Unknown arguments (a notebook kernel's) are ignored."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--dataset", choices=choices, default=default)
+    return parser.parse_known_args()[0].dataset

