@@ -48,7 +48,7 @@ def photo(name: str) -> np.ndarray:
     return getattr(skimage.data, name)()
 
 
-def run_pair(index: int, size: int, out: Path) -> Dict:
+def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict:
     from models.vgg import load_vgg
     from tinygrad_cv.vision.matting import smooth
     from tinygrad_cv.vision.style import StyleSettings, measure, photo_settings, stylize
@@ -57,7 +57,15 @@ def run_pair(index: int, size: int, out: Path) -> Dict:
     content, look = photo(content_name), photo(look_name)
     record: Dict = {"index": index, "pair": f"{content_name.split('.')[0]} <- {look_name.split('.')[0]}", "size": size, "rows": {}}
     images = {}
+    saved = out / f"pair{index}.json"
+    for kind in {"plain", "photo"} - set(kinds):  # keep an earlier run's result (e.g. plain, when tuning --photo)
+        previous = json.loads(saved.read_text())
+        record.update({k: v for k, v in previous.items() if k.startswith(f"seconds_{kind}")})
+        for name in (kind, f"{kind}+smooth"):
+            images[name] = load_image(out / f"pair{index}_{name.replace('+', '_')}.png")
     for kind, settings in (("plain", StyleSettings(size=size)), ("photo", photo_settings(size=size))):
+        if kind not in kinds:
+            continue
         model = load_vgg(settings.model, pooling=settings.pooling)
         start = time.perf_counter()
         result = stylize(model, content, [look], settings)
@@ -112,10 +120,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("runs/eval_photo"))
     parser.add_argument("--report", action="store_true", help="write results.md and contact_sheet.png")
+    parser.add_argument("--kinds", nargs="+", choices=["plain", "photo"], default=["plain", "photo"],
+                        help="which transfers to run; the others are read from an earlier run in --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for index in args.pair:
-        print(json.dumps(run_pair(index, args.size, args.out)["rows"], indent=1))
+        print(json.dumps(run_pair(index, args.size, args.out, args.kinds)["rows"], indent=1))
     if args.report:
         print(report(args.out))
 
