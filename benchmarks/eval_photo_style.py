@@ -16,7 +16,7 @@ that need it are skipped without it).
 Run one pair at a time (each about 4-5 minutes at 256 px on 2 free cores), then the report:
 
     python benchmarks/eval_photo_style.py --pair 0      # ... --pair 3; results go to runs/eval_photo
-    python benchmarks/eval_photo_style.py --report      # results.md and contact_sheet.png from them
+    python benchmarks/eval_photo_style.py --report      # results.md, contact_sheet.png and strip.png from them
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from tinygrad_cv.vision.sheets import image_grid  # noqa: E402
 PAIRS = [("china.jpg", "flower.jpg"), ("flower.jpg", "china.jpg"), ("chelsea", "coffee"), ("rocket", "china.jpg")]
 KINDS = ("content", "plain", "plain+smooth", "photo", "photo+smooth")
 CELL = (170, 256)  # contact-sheet cell (H, W): all these photos are about 2:3
+STRIP_PAIRS, STRIP_CELL = (0, 2), (150, 225)
 
 
 def photo(name: str) -> np.ndarray:
@@ -111,6 +112,11 @@ def report(out: Path) -> str:
             cells.append(resize(load_image(out / f"pair{i}_{kind.replace('+', '_')}.png"), CELL))
             labels.append(f"{r['pair']}: {kind}" if kind == "content" else kind)
     save_image(out / "contact_sheet.png", image_grid(cells, columns=5, labels=labels))
+    strip = [r for r in records if r["index"] in STRIP_PAIRS]
+    cells = [resize(load_image(out / f"pair{r['index']}_{kind}.png"), STRIP_CELL) for r in strip
+             for kind in ("content", "look", "plain", "photo")]
+    labels = [label for r in strip for label in (r["pair"], "look", "style", "style --photo")]
+    save_image(out / "strip.png", image_grid(cells, columns=4, labels=labels))  # README's before/after strip
     return text
 
 
@@ -125,7 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for index in args.pair:
-        print(json.dumps(run_pair(index, args.size, args.out, args.kinds)["rows"], indent=1))
+        try:
+            print(json.dumps(run_pair(index, args.size, args.out, args.kinds)["rows"], indent=1))
+        except ImportError as exc:
+            print(f"pair {index} {PAIRS[index]} skipped: {exc} (pip install scikit-image)")
     if args.report:
         print(report(args.out))
 
