@@ -5,7 +5,8 @@ For each pair of photos (content <- look) this runs plain Gatys (`StyleSettings(
 same size, runs the closed-form smoothing (vision/matting.smooth) on both results, and measures for
 each image:
 - energy: the relative matting energy sum_c V_c^T M V_c / sum_c |V_c - mean(V_c)|^2 under the
-  content's Laplacian M (0 for any locally affine recolouring of the content);
+  content's Laplacian M with Levin's eps 1e-7 whatever the recipe uses (0 for any locally affine
+  recolouring of the content);
 - style: the unweighted style loss against the look photo, as a fraction of the content image's own
   style loss (the issue asks for at most 0.5 for --photo: a fall of at least 50%).
 
