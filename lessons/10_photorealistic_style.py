@@ -88,7 +88,7 @@ eigenvalues = np.linalg.eigvalsh(M.toarray())
 print(f"M: {M.shape}, {M.nnz} non-zeros, |M 1| = {np.abs(M @ np.ones(M.shape[0])).max():.1e}, "
       f"smallest eigenvalue {eigenvalues.min():.1e}")
 M_full = matting_laplacian(content)
-warm = np.clip(content / 255.0 @ np.array([[1.1, 0.1, 0.0], [0.0, 0.8, 0.1], [0.0, 0.1, 0.6]]) + 0.05, 0, 1)
+warm = content / 255.0 @ np.array([[0.9, 0.05, 0.0], [0.0, 0.8, 0.05], [0.0, 0.05, 0.6]]) + 0.03  # stays in [0, 1]
 shifted = np.roll(content, 2, axis=1)  # the same colours, edges moved by 2 pixels
 noisy = np.clip(content + np.random.default_rng(0).normal(0, 8, content.shape), 0, 255).astype(np.uint8)
 cases = {"warmer light (affine)": warm, "edges moved by 2 px": shifted, "noise (std 8/255)": noisy, "Gatys": gatys}
