@@ -155,7 +155,9 @@ rows([("held-out input", held.images[SHOW]), ("dense, code 8", ae.reconstruct(de
 # On 8x8 digits the convolutional model is not much better than the dense one: there is little
 # spatial structure to share at this size. On 28x28 MNIST it has far fewer weights than the dense
 # model for the same code; compare the two errors printed above (it also had fewer epochs here,
-# since each of its steps costs more).
+# since each of its steps costs more). An error near 0.11 on MNIST means it has not yet left the
+# plateau where it draws the same blur for every digit (the sigmoid output with a squared error gives
+# small gradients at the start); with these settings three epochs are not always enough.
 #
 # ## 4. A denoising autoencoder
 # Train the same dense network to rebuild the *clean* digit from a *corrupted* one (Vincent et al.
