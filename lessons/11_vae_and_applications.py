@@ -187,6 +187,16 @@ print(table(rows))
 print(f"({time.perf_counter() - start:.0f} s for {4 * 3 * 20} classifiers)")
 
 # %% [markdown]
-# Read the table as it comes out rather than as one expects it to: with one label per class
-# everything is poor and the draw dominates; a short code helps most when labels are fewest (a
-# classifier on 784 numbers from 10 examples overfits), and the advantage shrinks as labels grow.
+# Read the table as it comes out rather than as one expects it to. One run on 2 cores gave (test
+# accuracy, mean +- std over 20 draws; 1 / 10 / 100 labels per class):
+#
+#     raw pixels (784)        39.0 +- 4.2   73.3 +- 1.8   87.1 +- 0.4
+#     PCA (32)                34.7 +- 2.9   69.3 +- 1.9   86.4 +- 0.4
+#     dense autoencoder (32)  43.7 +- 4.3   74.3 +- 1.8   86.6 +- 0.3
+#     VAE mu (20)             41.0 +- 4.6   72.5 +- 2.0   86.5 +- 0.4
+#
+# With one label per class the draw dominates (the spread is 3-5 points), and the autoencoder's codes
+# are ahead of raw pixels by about the size of that spread; PCA's codes are behind. With ten labels
+# the differences are within one spread, and with a hundred raw pixels are as good as any code: a
+# linear classifier with enough examples finds in the pixels what the codes kept. The codes were
+# learnt for reconstruction, not for telling digits apart; a few labels cannot fix that.

@@ -14,10 +14,10 @@ the very same numbers as an uninterrupted one. The last line printed is a summar
 The variational autoencoder (``--model vae``) is scored by its test ELBO on the test images binarised
 once with a fixed seed, and with ``--iwae K`` also by the importance-weighted bound, the usual
 estimate of the test negative log-likelihood; its defaults are the standard MNIST setting (784-400-20,
-Adam 1e-3, batch 128) and its last lines read
+Adam 1e-3, batch 128) and its last lines read (the second with --iwae K only)
 
-    test ELBO: -<nats> nats
-    test NLL (IWAE, k=1000): <nats> nats
+    test ELBO: -102.21 nats                    (MNIST, --epochs 10)
+    test NLL (IWAE, k=K): <nats> nats
 """
 from __future__ import annotations
 
