@@ -13,6 +13,7 @@ import io
 import time
 from pathlib import Path
 
+from tinygrad_cv.commands.arguments import finite_float
 from tinygrad_cv.commands.vgg_args import check_output
 
 MODELS = ("efficientnet-lite0",)
@@ -36,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=MODELS[0], help=f"{', '.join(MODELS)} (default {MODELS[0]})")
     p.add_argument("--layer", default=d.layer, help=f"Grad-CAM layer (default {d.layer}: 1280 channels after ReLU6)")
     p.add_argument("--samples", type=int, default=d.samples, help=f"SmoothGrad noisy copies (default {d.samples})")
-    p.add_argument("--noise", type=float, default=d.noise, help=f"SmoothGrad noise, share of the value range (default {d.noise})")
+    p.add_argument("--noise", type=finite_float, default=d.noise, help=f"SmoothGrad noise, share of the value range (default {d.noise})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"integrated gradients: gradient evaluations (default {d.steps})")
     p.add_argument("--step-rule", default=d.step_rule, help=f"integrated gradients: {' or '.join(STEP_RULES)} (default {d.step_rule})")
     p.add_argument("--weights", default="imagenet", help="imagenet (default), random, or a weights file")
