@@ -14,7 +14,7 @@
 #    noise that only works pixel for pixel;
 # 5. a dense unit (one of the 1280 pooled features) and a whole hidden layer.
 #
-# Run: `python lessons/09_inside_a_classifier.py` (about 5 minutes on 2 cores). Pictures go to
+# Run: `python lessons/09_inside_a_classifier.py` (about 2 minutes on 2 cores). Pictures go to
 # `lessons_out/09_inside_a_classifier/`.
 
 # %%
