@@ -22,6 +22,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.5",
         "scikit-learn>=1.0",  # the bundled 8x8 digits and the sample photos china.jpg / flower.jpg
+        "scikit-image>=0.19",  # bundled photos (astronaut, coffee, ...): training crops for fast-style
         "threadpoolctl>=3",  # the fast conv path runs its blocks on threads with BLAS held to one
     ],
     extras_require={

@@ -107,17 +107,23 @@ class StyleNet(Module):
         for i, layer in enumerate(self.expand):
             yield f"expand.{i}", layer
 
+    @property
+    def device(self) -> str:
+        return self.contract[0].w.device
+
     def style_vector(self, style_weights: Any) -> Any:
-        """Check blend weights (finite, non-negative, one per style) and return them as an array."""
+        """Check blend weights (finite, non-negative, one per style); return them as an array on the
+        network's device."""
         if isinstance(style_weights, Tensor):
             style_weights = style_weights.data
-        xp = backend.get_array_module(style_weights) if hasattr(style_weights, "shape") else np
-        w = xp.asarray(style_weights, dtype=self.contract[0].w.dtype)
+        if hasattr(style_weights, "shape"):
+            style_weights = backend.to_device(style_weights, "cpu")
+        w = np.asarray(style_weights, dtype=self.contract[0].w.dtype)
         if w.ndim not in (1, 2) or w.shape[-1] != self.styles:
             raise ValueError(f"style_weights must have {self.styles} entries (one per style), got shape {w.shape}")
-        if not bool(xp.isfinite(w).all()) or bool((w < 0).any()):
+        if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("style_weights must be finite and non-negative")
-        return w
+        return backend.to_device(w, self.device)
 
     def one_hot(self, style: int) -> np.ndarray:
         if not 0 <= int(style) < self.styles:

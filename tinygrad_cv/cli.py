@@ -11,9 +11,9 @@ import sys
 from typing import List, Optional
 
 from tinygrad_cv import __version__
-from tinygrad_cv.commands import ae, doctor, dream, style, visualize, weights
+from tinygrad_cv.commands import ae, doctor, dream, fast_style, style, visualize, weights
 
-COMMANDS = [style, visualize, dream, ae, weights, doctor]
+COMMANDS = [style, fast_style, visualize, dream, ae, weights, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
