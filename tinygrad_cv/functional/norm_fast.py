@@ -1,13 +1,16 @@
-"""Instance normalisation as one fused op: the fast path of ``tinygrad_cv.nn.norm.instance_norm``.
+"""Instance normalisation, optionally scaled and shifted per channel, as one fused op: the fast path of
+``instance_norm`` and ``conditional_instance_norm`` (``tinygrad_cv/nn/norm.py``).
 
-The reference path composes mean, subtraction, square, mean, square root and division (six ops, each
-keeping its own (N, C, H, W) intermediate for the backward pass). This op keeps only the output and
-the per-plane inverse standard deviation, and applies the derivative in closed form. It works on
-NumPy and CuPy arrays alike (``xp``), so it is also what runs on a GPU.
+The reference path composes mean, subtraction, square, mean, square root, division, product and
+sum (each keeping its own (N, C, H, W) intermediate for the backward pass). This op keeps only the
+normalised input and the per-plane inverse standard deviation, and applies the derivative in closed
+form. An input that is a channels-last array seen as NCHW (what the fast convolutions return) is
+reduced in its own memory order, and the output keeps that layout. It works on NumPy and CuPy
+arrays alike (``xp``), so it is also what runs on a GPU.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from tinygrad_cv import backend
 from tinygrad_cv.tensor import Function
@@ -16,17 +19,29 @@ PLANE = (2, 3)  # the H, W axes of an (N, C, H, W) array: one statistic per samp
 
 
 class InstanceNormFast(Function):
-    def forward(self, x: Any, eps: float) -> Any:
+    def forward(self, x: Any, scale: Optional[Any], shift: Optional[Any], eps: float) -> Any:
         xp = backend.get_array_module(x)
-        centred = x - x.mean(axis=PLANE, keepdims=True)
-        variance = xp.square(centred).mean(axis=PLANE, keepdims=True)
-        self.inv_std = (1.0 / xp.sqrt(variance + eps)).astype(x.dtype)  # (N, C, 1, 1)
-        centred *= self.inv_std
-        self.y = centred  # (N, C, H, W), the normalised output
-        return self.y
+        channels_last = x.transpose(0, 2, 3, 1).flags.c_contiguous
+        a, axes = (x.transpose(0, 2, 3, 1), (1, 2)) if channels_last else (x, PLANE)
+        centred = a - a.mean(axis=axes, keepdims=True)
+        inv_std = (1.0 / xp.sqrt(xp.square(centred).mean(axis=axes, keepdims=True) + eps)).astype(x.dtype)
+        centred *= inv_std  # the normalised input, x_hat
+        self.x_hat = centred.transpose(0, 3, 1, 2) if channels_last else centred  # (N, C, H, W)
+        self.inv_std = inv_std.transpose(0, 3, 1, 2) if channels_last else inv_std  # (N, C, 1, 1)
+        self.scale = scale
+        if scale is None:
+            return self.x_hat
+        out = self.x_hat * scale
+        out += shift
+        return out
 
-    def backward(self, grad: Any) -> Any:
-        # y = (x - mu) s with s = 1/sqrt(var + eps): dx = s (g - mean(g) - y mean(g y)), means per plane.
-        mean_g = grad.mean(axis=PLANE, keepdims=True)
-        mean_gy = (grad * self.y).mean(axis=PLANE, keepdims=True)
-        return self.inv_std * (grad - mean_g - self.y * mean_gy)
+    def backward(self, grad: Any) -> tuple:
+        # z = s x_hat + b, x_hat = (x - mu) r with r = 1/sqrt(var + eps); with g_hat = s g:
+        # dx = r (g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)); ds = sum(g x_hat); db = sum(g); sums per plane.
+        g_hat = grad if self.scale is None else grad * self.scale
+        mean_g = g_hat.mean(axis=PLANE, keepdims=True)
+        mean_gx = (g_hat * self.x_hat).mean(axis=PLANE, keepdims=True)
+        dx = self.inv_std * (g_hat - mean_g - self.x_hat * mean_gx)
+        dscale = (grad * self.x_hat).sum(axis=PLANE, keepdims=True) if self.needs_grad[1] else None
+        dshift = grad.sum(axis=PLANE, keepdims=True) if self.needs_grad[2] else None
+        return dx, dscale, dshift

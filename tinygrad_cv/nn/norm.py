@@ -12,8 +12,9 @@ feed-forward style-transfer network.
   frame.
 
 All three are compositions of the differentiable ops in ``tinygrad_cv.functional``, so their
-gradients come from the ops they are made of. Instance normalisation has a fused fast path
-(``functional/norm_fast.py``) chosen in one line below.
+gradients come from the ops they are made of. The normalisations have a fused fast path
+(``functional/norm_fast.py``), and reflection padding followed by a convolution has one
+(``functional/reflect_conv_fast.py``), each chosen in one line below.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Tuple, Union
 import numpy as np
 
 from tinygrad_cv import functional as F
-from tinygrad_cv.functional import fast_paths, norm_fast
+from tinygrad_cv.functional import fast_paths, norm_fast, reflect_conv_fast
 from tinygrad_cv.nn.module import Module, Parameter
 from tinygrad_cv.tensor import Tensor, TensorLike
 
@@ -44,7 +45,7 @@ def instance_norm(x: TensorLike, eps: float = EPS) -> Tensor:
     if x.ndim != 4:
         raise ValueError(f"instance_norm expects (N, C, H, W), got shape {x.shape}")
     if fast_paths.enabled():
-        return norm_fast.InstanceNormFast.apply(x, eps=eps)
+        return norm_fast.InstanceNormFast.apply(x, None, None, eps=eps)
     centred = x - x.mean(axis=(2, 3), keepdims=True)
     variance = (centred * centred).mean(axis=(2, 3), keepdims=True)
     return centred / (variance + eps).sqrt()
@@ -83,6 +84,8 @@ def conditional_instance_norm(x: TensorLike, style_weights: TensorLike, gamma: T
     if x.ndim != 4 or x.shape[1] != scale.shape[1]:
         raise ValueError(f"conditional_instance_norm: input {x.shape} does not have the {scale.shape[1]} "
                          "channels of gamma and beta")
+    if fast_paths.enabled():
+        return norm_fast.InstanceNormFast.apply(x, scale, shift, eps=eps)
     return instance_norm(x, eps) * scale + shift
 
 
@@ -120,6 +123,16 @@ def reflection_pad2d(x: TensorLike, padding: Union[int, Tuple[int, ...]]) -> Ten
         raise ValueError(f"reflection_pad2d expects (N, C, H, W) and non-negative padding, got {x.shape}, "
                          f"{padding}")
     return _mirror(_mirror(x, p[0], p[1], 2), p[2], p[3], 3)
+
+
+def reflect_conv2d(x: TensorLike, w: TensorLike, stride: int = 1) -> Tensor:
+    """``conv2d(reflection_pad2d(x, K // 2), w, stride=stride)`` for an (O, C, K, K) kernel, K odd, no
+    bias: the convolution of the style network, whose output keeps the input's size (stride 1) or
+    halves it, rounding up (stride 2)."""
+    if fast_paths.enabled() and reflect_conv_fast.fits(x, w):
+        return reflect_conv_fast.ReflectConv2dFast.apply(x, w, stride=stride)
+    w = _as_tensor(w)
+    return F.conv2d(reflection_pad2d(x, w.shape[2] // 2), w, None, stride=stride)
 
 
 class ConditionalInstanceNorm2d(Module):
