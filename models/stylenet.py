@@ -3,7 +3,7 @@
 Dumoulin, Shlens & Kudlur, "A Learned Representation for Artistic Style" (ICLR 2017): Johnson et
 al.'s image transformation network (2016), with every normalisation made *conditional*: each layer
 stores one (gamma, beta) pair per style (``nn/norm.py``), everything else is shared by all styles.
-A style is therefore a few thousand numbers (3,206 here), and a blend of styles is a weighted sum of
+A style is therefore a few hundred numbers (990 here, against 140,364 shared weights), and a blend of styles is a weighted sum of
 their pairs.
 
 The weights are the small network of TensorFlow/Magenta's Android demo (``io/stylenet_weights.py``).

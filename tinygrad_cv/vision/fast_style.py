@@ -4,7 +4,7 @@ store a style of one's own.
 The network (``models/stylenet.py``) is passed in; this module knows only that it is called as
 ``net(image, style_weights)`` and keeps one (gamma, beta) pair per style in each normalisation layer
 (``net.norms()``). Dumoulin, Shlens & Kudlur 2017, section 4.2: a new style is just a new pair per
-layer, so a style file is small (3,206 numbers for the 26-style network).
+layer, so a style file is small (990 numbers for the 26-style network).
 """
 from __future__ import annotations
 

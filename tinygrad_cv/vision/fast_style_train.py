@@ -2,7 +2,7 @@
 
 Dumoulin, Shlens & Kudlur 2017, section 4.2: with the convolutions of the 26-style network frozen, a
 new painting is learnt by training one more scale-and-shift pair per conditional instance
-normalisation (3,206 numbers here), starting from the mean of the existing styles' pairs. The loss is
+normalisation (990 numbers here), starting from the mean of the existing styles' pairs. The loss is
 Johnson, Alahi & Fei-Fei's (2016) perceptual loss on VGG16: content at relu2_2 (our ``conv2_2``) and
 Gram matrices at relu1_2, relu2_2, relu3_3 and relu4_3, on random crops and flips of the photos that
 ship with scikit-image.
