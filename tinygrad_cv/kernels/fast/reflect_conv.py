@@ -40,7 +40,7 @@ def fold_reflection(gpad: np.ndarray, p: int) -> np.ndarray:
         return gpad
     g = gpad[:, :, :, p:-p].copy()
     W = g.shape[3]
-    g[:, :, :, 1:p + 1] += gpad[:, :, :, p - 1::-1] if p > 0 else 0
+    g[:, :, :, 1:p + 1] += gpad[:, :, :, p - 1::-1]  # left border, nearest column first
     g[:, :, :, W - 1 - p:W - 1] += gpad[:, :, :, :p + W - 1:-1]
     out = g[:, :, p:-p].copy()
     H = out.shape[2]
