@@ -185,3 +185,12 @@ for ax, picture, title in zip(axes, [fit_longest_side(painting, side), fast_pict
     ax.axis("off")
 save_figure(fig, OUT, "new_style_vs_gatys.png")
 print(f"lesson 8 ran in {time.perf_counter() - t0:.0f} s")
+
+# %% [markdown]
+# ## What to take away
+# On 2 idle cores (2026-12-02) this lesson ran in 98 s. After 80 steps (37 s) the new style's
+# relative style loss on 10 held-out views was 0.309 against 0.630 at its starting point (the mean of
+# the 26 styles): ratio 0.49. On china.jpg at 128 px its picture's style loss was 0.29, Gatys' 0.27
+# after 50 and after 300 L-BFGS iterations: the feed-forward picture gets within about 10% of the
+# optimised one by this measure, in 0.02 s instead of 53 s, though Gatys keeps finer brush strokes.
+# The seconds vary with the machine's load; the losses are seeded (the crops and flips).
