@@ -23,7 +23,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.5",
         "scikit-learn>=1.0",  # the bundled 8x8 digits and the sample photos china.jpg / flower.jpg
-        "scikit-image>=0.19",  # bundled photos (astronaut, chelsea, coffee, ...) for the attribution checks
+        "scikit-image>=0.19",  # bundled photos (astronaut, chelsea, coffee, ...): attribution checks, fast-style training crops
         "threadpoolctl>=3",  # the fast conv path runs its blocks on threads with BLAS held to one
     ],
     extras_require={

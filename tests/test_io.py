@@ -313,3 +313,27 @@ def test_cli_fetch_path_checks_known_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not a known weights file"):
         run_cli("weights", "fetch", str(tmp_path / "other.pth"))
     assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []
+
+
+def test_onnx_nodes_with_their_attributes():
+    from tinygrad_cv.io.onnx import read_onnx_nodes
+
+    def attribute(name: str, body: bytes) -> bytes:
+        return field(1, 2, name.encode()) + body
+
+    constant = tensor_proto("", np.array([0, 0, 4, 4], np.int64), 7)
+    pad = (field(1, 2, b"x") + field(1, 2, b"pads") + field(2, 2, b"y") + field(3, 2, b"pad0") + field(4, 2, b"Pad")
+           + field(5, 2, attribute("mode", field(4, 2, b"reflect"))))
+    conv = (field(1, 2, b"y") + field(1, 2, b"w") + field(2, 2, b"z") + field(4, 2, b"Conv")
+            + field(5, 2, attribute("group", varint(3 << 3) + varint(1)))
+            + field(5, 2, attribute("strides", field(8, 2, varint(2) + varint(2))))
+            + field(5, 2, attribute("alpha", varint(2 << 3 | 5) + struct.pack("<f", 0.5)))
+            + field(5, 2, attribute("axis", varint(3 << 3) + varint((1 << 64) - 1))))
+    const = field(2, 2, b"pads") + field(4, 2, b"Constant") + field(5, 2, attribute("value", field(5, 2, constant)))
+    graph = field(1, 2, const) + field(1, 2, pad) + field(1, 2, conv)
+    nodes = read_onnx_nodes(varint(1 << 3) + varint(8) + field(7, 2, graph))
+    assert [n.op_type for n in nodes] == ["Constant", "Pad", "Conv"]
+    assert np.array_equal(nodes[0].attributes["value"], [0, 0, 4, 4])
+    assert nodes[1].inputs == ("x", "pads") and nodes[1].outputs == ("y",) and nodes[1].name == "pad0"
+    assert nodes[1].attributes == {"mode": "reflect"}
+    assert nodes[2].attributes == {"group": 1, "strides": [2, 2], "alpha": 0.5, "axis": -1}

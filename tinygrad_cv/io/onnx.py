@@ -21,7 +21,8 @@ No ``onnx`` or ``onnxruntime`` package is needed, and nothing in the file is eve
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+from dataclasses import dataclass, field as dataclass_field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -42,7 +43,9 @@ ONNX_DTYPES: Dict[int, np.dtype] = {
 }
 
 MODEL_GRAPH = 7  # ModelProto.graph
-GRAPH_INITIALIZER = 5  # GraphProto.initializer
+GRAPH_NODE, GRAPH_INITIALIZER = 1, 5  # GraphProto.node, GraphProto.initializer
+NODE_INPUT, NODE_OUTPUT, NODE_NAME, NODE_OP_TYPE, NODE_ATTRIBUTE = 1, 2, 3, 4, 5  # NodeProto
+ATTR_NAME, ATTR_F, ATTR_I, ATTR_S, ATTR_T, ATTR_FLOATS, ATTR_INTS = 1, 2, 3, 4, 5, 7, 8  # AttributeProto
 TENSOR_DIMS, TENSOR_DATA_TYPE, TENSOR_FLOAT_DATA = 1, 2, 4
 TENSOR_NAME, TENSOR_RAW_DATA, TENSOR_DATA_LOCATION = 8, 9, 14
 
@@ -154,13 +157,7 @@ def read_onnx_initializers(
     Returns:
         dict name -> NumPy array with the shape (``dims``) and dtype stored in the file.
     """
-    data = source if isinstance(source, (bytes, bytearray)) else _read_file(source)
-    graph = None
-    for field, wire_type, value in iter_fields(data):
-        if field == MODEL_GRAPH and wire_type == 2:
-            graph = value
-    if graph is None:
-        raise ValueError("not an ONNX model: no ModelProto.graph field found")
+    graph = _graph(source)
     tensors: Dict[str, np.ndarray] = {}
     for field, wire_type, value in iter_fields(graph):
         if field != GRAPH_INITIALIZER or wire_type != 2:
@@ -170,6 +167,79 @@ def read_onnx_initializers(
         name, array = parse_tensor(value)
         tensors[name] = array
     return tensors
+
+
+@dataclass(frozen=True)
+class OnnxNode:
+    """One operation of the graph: its type, the names of the values it reads and writes, and its
+    numeric, string and tensor attributes (graph-valued attributes are not decoded)."""
+
+    op_type: str
+    inputs: Tuple[str, ...]
+    outputs: Tuple[str, ...]
+    name: str = ""
+    attributes: Dict[str, Any] = dataclass_field(default_factory=dict)
+
+
+def read_onnx_nodes(source: Union[str, bytes]) -> List[OnnxNode]:
+    """Return the graph's nodes in file order (ONNX stores them topologically sorted), so the
+    architecture of a model can be read without running it."""
+    nodes = []
+    for number, wire_type, value in iter_fields(_graph(source)):
+        if number == GRAPH_NODE and wire_type == 2:
+            nodes.append(_parse_node(value))
+    return nodes
+
+
+def _parse_node(buf: Buffer) -> OnnxNode:
+    inputs, outputs, name, op_type, attributes = [], [], "", "", {}
+    for number, _, value in iter_fields(buf):
+        if number == NODE_INPUT:
+            inputs.append(bytes(value).decode("utf-8"))
+        elif number == NODE_OUTPUT:
+            outputs.append(bytes(value).decode("utf-8"))
+        elif number == NODE_NAME:
+            name = bytes(value).decode("utf-8")
+        elif number == NODE_OP_TYPE:
+            op_type = bytes(value).decode("utf-8")
+        elif number == NODE_ATTRIBUTE:
+            key, attribute = _parse_attribute(value)
+            attributes[key] = attribute
+    return OnnxNode(op_type, tuple(inputs), tuple(outputs), name, attributes)
+
+
+def _parse_attribute(buf: Buffer) -> Tuple[str, Any]:
+    """(name, value) of an AttributeProto: a float, int, string, array, or a list of floats or ints."""
+    name, value, ints, floats = "", None, [], []
+    for number, wire_type, raw in iter_fields(buf):
+        if number == ATTR_NAME:
+            name = bytes(raw).decode("utf-8")
+        elif number == ATTR_F:
+            value = float(np.frombuffer(raw, dtype="<f4")[0])
+        elif number == ATTR_I:
+            value = raw - (1 << 64) if raw >= 1 << 63 else raw  # int64 as two's complement
+        elif number == ATTR_S:
+            value = bytes(raw).decode("utf-8", errors="replace")
+        elif number == ATTR_T:
+            value = parse_tensor(raw)[1]  # e.g. the value of a Constant node
+        elif number == ATTR_INTS:
+            ints.extend(v - (1 << 64) if v >= 1 << 63 else v for v in _packed_varints(raw))
+        elif number == ATTR_FLOATS:
+            floats.extend(np.frombuffer(raw, dtype="<f4").tolist())
+    if value is None and (ints or floats):
+        value = ints or floats
+    return name, value
+
+
+def _graph(source: Union[str, bytes]) -> memoryview:
+    data = source if isinstance(source, (bytes, bytearray)) else _read_file(source)
+    graph = None
+    for number, wire_type, value in iter_fields(data):
+        if number == MODEL_GRAPH and wire_type == 2:
+            graph = value
+    if graph is None:
+        raise ValueError("not an ONNX model: no ModelProto.graph field found")
+    return graph
 
 
 def _tensor_name(buf: Buffer) -> str:

