@@ -17,7 +17,7 @@ Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorc
      256 px with the ImageNet VGG16 weights (random ones if they cannot be loaded), ours through
      tinygrad_cv.vision.style.stylize, PyTorch's loss through the same SciPy L-BFGS-B with the same
      settings; seconds per iteration, one run each.
-  f. (--fast-style) The 26-style feed-forward network's forward pass at the --sizes, against
+  g. (--fast-style) The 26-style feed-forward network's forward pass at the --sizes, against
      onnxruntime on the same ONNX file (run by --ort-python, an interpreter that has it), and the
      time of `tinygrad-cv style` at its defaults; see benchmarks/bench_fast_style.py.
 Both frameworks compute the same function from the same weights (seeded random VGG16 weights:
@@ -539,9 +539,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: ours on CuPy against PyTorch on CUDA, on the same GPU")
     parser.add_argument("--fast-style", action="store_true",
-                        help="(f): the 26-style network's forward pass at --sizes, against onnxruntime when "
+                        help="(g): the 26-style network's forward pass at --sizes, against onnxruntime when "
                              "--ort-python names an interpreter that has it, and `tinygrad-cv style` at its defaults")
-    parser.add_argument("--ort-python", default=None, help="(f): a Python with onnxruntime (never imported here)")
+    parser.add_argument("--ort-python", default=None, help="(g): a Python with onnxruntime (never imported here)")
     parser.add_argument("--rss-child", choices=("ours", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--rss-side", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -632,7 +632,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ratio = f", ratio {ours / theirs:.2f}" if theirs else ""
         print(f"\nPeak RSS of a process running (b) at {side} px: ours {ours:.0f} MiB, PyTorch "
               + (f"{theirs:.0f} MiB" if theirs else "-") + ratio)
-    if args.fast_style:  # (f), benchmarks/bench_fast_style.py
+    if args.fast_style:  # (g), benchmarks/bench_fast_style.py
         from bench_fast_style import fast_style_rows  # benchmarks/ is on sys.path when run as a script
 
         print("\n" + "\n".join(fast_style_rows(args.sizes, args.repeats, args.ort_python, True, threads)))
