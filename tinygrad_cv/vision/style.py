@@ -82,7 +82,8 @@ def photo_settings(**overrides) -> StyleSettings:
       background (windows of almost one colour) lets tiny variations be amplified into ghosts of the
       style photo's objects; a larger eps holds such windows flat. At 128 px on china <- flower, 100
       iterations: the ghost flower in the sky fades from 1e-7 to 1e-5 to 1e-4, while the style loss
-      left goes 0.34, 0.37, 0.41 of the content's.
+      left goes 0.34, 0.37, 0.41 of the content's. At 256 px a faint ghost still shows at 1e-5
+      (README, "Photorealistic style transfer").
     - photo_weight 1e3 (same pair and size, eps 1e-7: 1e2 left a painted sky and a ghost flower, 3e3 kept 0.43 of the
       style loss); smoothing off: it removes more texture and left 0.59-0.79 of the style loss at 256 px.
     - no TV term: the Laplacian already penalises noise, and TV would also blur true edges.
