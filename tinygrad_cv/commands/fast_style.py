@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinygrad_cv.commands.arguments import finite_float
+
 DEFAULT_OUTPUT = "fast_style.png"
 DEFAULT_SIZE = 512
 
@@ -50,11 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=t.steps, help=f"training steps (default {t.steps})")
     train.add_argument("--crop", type=int, default=t.crop, help=f"training crop side in pixels (default {t.crop})")
     train.add_argument("--batch", type=int, default=t.batch, help=f"crops per step (default {t.batch})")
-    train.add_argument("--lr", type=float, default=t.lr, help=f"Adam's learning rate (default {t.lr})")
+    train.add_argument("--lr", type=finite_float, default=t.lr, help=f"Adam's learning rate (default {t.lr})")
     train.add_argument("--style-size", type=int, default=t.style_size,
                        help=f"longest side of the painting when its Grams are taken (default {t.style_size})")
-    train.add_argument("--style-weight", type=float, default=t.style_weight, help=f"(default {t.style_weight})")
-    train.add_argument("--content-weight", type=float, default=t.content_weight, help=f"(default {t.content_weight})")
+    train.add_argument("--style-weight", type=finite_float, default=t.style_weight, help=f"(default {t.style_weight})")
+    train.add_argument("--content-weight", type=finite_float, default=t.content_weight, help=f"(default {t.content_weight})")
     train.add_argument("--checkpoint-every", type=int, default=t.checkpoint_every, metavar="N",
                        help=f"write the style file and a resumable checkpoint every N steps (default {t.checkpoint_every})")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint beside -o")
