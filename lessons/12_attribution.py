@@ -122,13 +122,13 @@ save(randomization_figure(layers, curves, f"cascading randomisation, chelsea, cl
 # %% [markdown]
 # ## 4. Full randomisation over all bundled photos
 # The same test with every layer random, on all 11 bundled photos (scikit-learn, scikit-image,
-# matplotlib). Gradient and Grad-CAM with their default settings; SmoothGrad (5 noisy copies instead of
-# 25) and integrated gradients (8 uniform steps instead of 64 adaptive ones) in cheap versions, to keep
+# matplotlib). Gradient and Grad-CAM with their default settings; SmoothGrad (4 noisy copies instead of
+# 25) and integrated gradients (6 uniform steps instead of 64 adaptive ones) in cheap versions, to keep
 # the lesson within minutes: their figures are estimates of the default maps' (the map of a cheap
 # version is noisier). benchmarks/eval_attribution.py runs any settings.
 
 # %%
-cheap = A.AttributionSettings(samples=5, steps=8, step_rule="uniform")
+cheap = A.AttributionSettings(samples=4, steps=6, step_rule="uniform")
 random_net = A.fully_randomized(net, seed=0)
 table = {m: [] for m in A.METHODS}
 for name in BUNDLED_PHOTOS:
