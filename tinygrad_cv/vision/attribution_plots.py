@@ -18,6 +18,7 @@ import numpy as np
 from tinygrad_cv.io.cache import atomic_write
 
 SEQUENTIAL, DIVERGING = "inferno", "RdBu_r"  # non-negative maps; signed maps (integrated gradients)
+CLIP_PERCENTILE = 99.5  # the colour scale's end, as a percentile of |map|
 
 
 def _new_figure(width: float, height: float) -> Any:
@@ -39,11 +40,14 @@ def _draw_map(ax: Any, photo: np.ndarray, saliency: np.ndarray, signed: bool, al
     """Photo in grey underneath (so the colours of the map read clearly), the map on top."""
     grey = photo.astype(np.float32).mean(axis=2) / 255.0
     ax.imshow(grey, cmap="gray", vmin=0.0, vmax=1.0)
+    # Pixel maps (gradients, integrated gradients) have a few extreme pixels that would leave the rest of
+    # the map in one colour: the colour scale stops at the 99.5th percentile of |map| (values above it
+    # get the end colour). Grad-CAM is smooth, and its percentile is close to its maximum.
+    top = float(np.percentile(np.abs(saliency), CLIP_PERCENTILE)) or float(np.abs(saliency).max()) or 1.0
     if signed:
-        top = float(np.abs(saliency).max()) or 1.0
         layer = ax.imshow(saliency, cmap=DIVERGING, vmin=-top, vmax=top, alpha=alpha)
     else:
-        layer = ax.imshow(saliency, cmap=SEQUENTIAL, vmin=0.0, vmax=float(saliency.max()) or 1.0, alpha=alpha)
+        layer = ax.imshow(saliency, cmap=SEQUENTIAL, vmin=0.0, vmax=top, alpha=alpha)
     ax.set_xticks([])
     ax.set_yticks([])
     return layer
