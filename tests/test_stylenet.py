@@ -10,7 +10,7 @@ import pytest
 import tinygrad_cv as tg
 from models.stylenet import StyleNet, load_stylenet
 from tinygrad_cv import Tensor
-from tinygrad_cv.io import stylenet_weights
+from tinygrad_cv.io import stylenet_weights, weights
 
 EXPECTED = Path(__file__).resolve().parent / "fixtures" / "stylenet_expected.npz"
 
@@ -38,7 +38,7 @@ def test_pixels_match_onnxruntime(magenta26, case):
 
 
 def test_the_cache_is_read_on_later_loads(magenta26, monkeypatch):
-    monkeypatch.setattr(stylenet_weights, "_pip_download", lambda *a: pytest.fail("downloaded again"))
+    monkeypatch.setattr(weights, "_pip_download", lambda *a: pytest.fail("downloaded again"))
     net = load_stylenet()
     assert np.array_equal(net.contract[0].w.data, magenta26.contract[0].w.data)
     assert stylenet_weights.stylenet_path().with_name(stylenet_weights.MAGENTA26.cache_name + ".sha256").is_file()

