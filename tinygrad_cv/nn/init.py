@@ -61,3 +61,19 @@ def uniform_bias(fan_in: int, size: int, rng: Optional[np.random.Generator] = No
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default for biases."""
     bound = 1.0 / math.sqrt(fan_in)
     return _generator(rng).uniform(-bound, bound, size=size).astype(np.float32)
+
+
+def random_like(name: str, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A random float32 value for the parameter ``name`` of a trained network with batch norm:
+    He-normal weights (std sqrt(2 / fan_in)), and BatchNorm statistics and scales of order one, so that
+    activations keep a plausible size through the network (what tests, runs without a download and the
+    randomisation checks of attribution maps need)."""
+    if name.endswith("running_var"):
+        value = rng.uniform(0.5, 2.0, shape)
+    elif name.endswith("running_mean") or name.endswith("bias"):
+        value = rng.normal(0.0, 0.1, shape)
+    elif len(shape) == 1:  # BatchNorm scale
+        value = rng.uniform(0.5, 1.5, shape)
+    else:
+        value = rng.normal(0.0, math.sqrt(2.0 / int(np.prod(shape[1:]))), shape)
+    return value.astype(np.float32)

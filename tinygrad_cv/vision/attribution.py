@@ -41,6 +41,7 @@ import numpy as np
 
 from tinygrad_cv import backend
 from tinygrad_cv import functional as F
+from tinygrad_cv.nn.init import random_like
 from tinygrad_cv.tensor import Tensor, no_grad
 
 METHODS = ("gradient", "smoothgrad", "integrated-gradients", "gradcam")
@@ -286,21 +287,6 @@ def layer_parameters(model: Any, layer: str) -> List[str]:
         raise ValueError(f"unknown layer {layer!r}: choose from {', '.join(model.layer_names)}")
     prefix = {"logits": "classifier."}.get(layer, layer.replace("block", "blocks.") + ".")
     return [name for name, _ in model.named_parameters() if name.startswith(prefix)]
-
-
-def random_like(name: str, shape: Tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """A random value for one parameter: He-normal weights (std sqrt(2 / fan_in)), and BatchNorm
-    statistics and scales of order one, so that activations keep a plausible size through the network
-    (a random network whose activations vanish would give degenerate maps and prove nothing)."""
-    if name.endswith("running_var"):
-        value = rng.uniform(0.5, 2.0, shape)
-    elif name.endswith("running_mean") or name.endswith("bias"):
-        value = rng.normal(0.0, 0.1, shape)
-    elif len(shape) == 1:  # BatchNorm scale
-        value = rng.uniform(0.5, 1.5, shape)
-    else:
-        value = rng.normal(0.0, np.sqrt(2.0 / int(np.prod(shape[1:]))), shape)
-    return value.astype(np.float32)
 
 
 def cascading_randomization(model: Any, seed: int = 0, layers: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, Any]]:
