@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 from tinygrad_cv import Tensor
+from tinygrad_cv.backend import to_device
 from tinygrad_cv.nn.norm import (ConditionalInstanceNorm2d, conditional_instance_norm, instance_norm,
                                  reflect_conv2d, reflection_pad2d)
 
@@ -62,8 +63,7 @@ def test_conditional_instance_norm_values_and_one_hot(xp):
     gamma, beta = rand((5, 3), 1, xp), rand((5, 3), 2, xp)
     one_hot = xp.eye(5)[2]
     z = conditional_instance_norm(Tensor(x), one_hot, gamma, beta).numpy()
-    xn = np.asarray(x if xp is np else x.get())
-    gn, bn = np.asarray(gamma if xp is np else gamma.get()), np.asarray(beta if xp is np else beta.get())
+    xn, gn, bn = (to_device(a, "cpu") for a in (x, gamma, beta))
     normed = (xn - xn.mean(axis=(2, 3), keepdims=True)) / np.sqrt(xn.var(axis=(2, 3), keepdims=True) + 1e-5)
     np.testing.assert_allclose(z, normed * gn[2][None, :, None, None] + bn[2][None, :, None, None], atol=1e-12)
     blend = conditional_instance_norm(Tensor(x), xp.asarray([0, 0.25, 0, 0.75, 0]), gamma, beta).numpy()
