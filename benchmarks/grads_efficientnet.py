@@ -15,13 +15,13 @@ Run in float32 (what the model uses) and in float64 (both sides), to tell roundi
 Needs PyTorch (a reference only; the project never imports it).
 
 What it shows (random weights, seed 0, 224 px): in float64 both frameworks agree at every layer, to
-2e-14 forward and 3e-15 backward, on the fast and the reference path. In float32 the activations agree to
-1e-5, but the input gradients differ by about 1e-2: a handful of the 6.2 million ReLU6 gates (6 in
-this run) fall on different sides of 0 or 6 in the two frameworks, their pre-activations being
-within float32 rounding of the boundary (|x| < 3e-5 or x = 6 +- 1e-5), and the gradient through such
-a unit passes on one side and is cut on the other. PyTorch's own float32 gradient is as far from its
-float64 one (7e-3) as ours is (7e-3 on the fast path, 2e-3 on the reference path). Rounding at the
-activation's kink, not a bug.
+2e-14 forward and 3e-15 backward, on the fast and the reference path. In float32 the activations
+agree to 1e-5, but the input gradients differ by about 1e-2: a handful of the 6.2 million ReLU6
+gates (6 in this run) fall on different sides of 0 or 6 in the two frameworks, their pre-activations
+being within float32 rounding of the boundary (|x| < 3e-5 or x = 6 +- 1e-5), and the gradient
+through such a unit passes on one side and is cut on the other. PyTorch's own float32 gradient is as
+far from its float64 one (7e-3) as ours is (7e-3 on the fast path, 2e-3 on the reference path).
+Rounding at the activation's kink, not a bug.
 """
 from __future__ import annotations
 
