@@ -7,6 +7,8 @@ A case of benchmarks/run.py (``--only f``); also runs alone for a quick look (an
 PyTorch computes the same network from the same weights: a small definition in its own layers below
 (SAME padding by F.pad where it is asymmetric, BatchNorm in eval mode with eps 1e-3, ReLU6), under
 ``torch.no_grad()`` for the forward case, as a user of either framework would run inference.
+Timing as run.py's (``median_times``): the two take turns, each timed call after a pause and an
+untimed call of its own, with as many PyTorch threads as NumPy's BLAS has.
 """
 from __future__ import annotations
 
@@ -120,8 +122,8 @@ def main() -> None:
     try:
         import torch
         import torch.nn.functional as TF
-        from threadpoolctl import threadpool_info
-        torch.set_num_threads(max(i["num_threads"] for i in threadpool_info()) if threadpool_info() else 2)
+        from run import blas_threads
+        torch.set_num_threads(blas_threads())  # as many threads as NumPy's BLAS
     except ImportError:
         torch = TF = None
     found = cases(torch, TF)
@@ -133,21 +135,12 @@ def main() -> None:
         cProfile.runctx("for _ in range(5): ours()", globals(), {"ours": ours}, "/tmp/lite0.prof")
         pstats.Stats("/tmp/lite0.prof").sort_stats("tottime").print_stats(15)
         return
+    from run import median_times  # benchmarks/ is on sys.path when run as a script
+
     for name, (ours, theirs, flops, check) in found.items():
-        times = {}
-        for fn in (ours, theirs):
-            if fn is not None:
-                fn()
-        for label, fn in (("ours", ours), ("torch", theirs)):
-            if fn is not None:
-                samples = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    fn()
-                    samples.append(time.perf_counter() - start)
-                times[label] = float(np.median(samples))
-        ratio = f", ratio {times['ours'] / times['torch']:.2f}" if "torch" in times else ""
-        print(f"{name}: ours {times['ours'] * 1e3:.1f} ms, PyTorch {times.get('torch', float('nan')) * 1e3:.1f} ms"
+        t_ours, t_theirs = median_times([ours, theirs], args.repeats)
+        ratio = f", ratio {t_ours / t_theirs:.2f}" if t_theirs else ""
+        print(f"{name}: ours {t_ours * 1e3:.1f} ms, PyTorch {(t_theirs or float('nan')) * 1e3:.1f} ms"
               f"{ratio}; {check}")
 
 

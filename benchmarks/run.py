@@ -4,7 +4,7 @@ Run (NumPy's BLAS at full speed: the two variables are unset for this command on
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py
 
-Cases (the median of --repeats timed runs each, after a warm-up; ours and PyTorch take turns):
+Cases (the median of --repeats timed runs each; ours and PyTorch take turns, see ``median_times``):
   a. VGG16 up to conv5_1, forward + backward to the input, 1x3xSxS, S = 256 and 512.
   b. One style-transfer evaluation as L-BFGS calls it: VGG16 features of the image (conv1_1 ...
      conv5_1 and conv4_2), content + style (Gram) + total-variation loss, gradient to the pixels.
@@ -77,13 +77,24 @@ Case = Tuple[Callable[[], Any], Optional[Callable[[], Any]], float]  # ours, tor
 
 
 # ---- timing -----------------------------------------------------------------------------------------
+PAUSE_S = 0.3  # between turns: long enough for the other framework's idle threads to stop spinning
+
+
 def median_times(fns: List[Optional[Callable[[], Any]]], repeats: int) -> List[Optional[float]]:
-    """Median wall time of each fn over ``repeats`` rounds after a warm-up round; within a round the
-    functions take turns, so that other load on the machine slows both sides alike."""
+    """Median wall time of each fn over ``repeats`` rounds after a warm-up round. In each round the
+    functions take turns, so that other load on the machine slows both sides alike; a turn is a pause
+    of PAUSE_S, an untimed call, then the timed call, so that every timed call runs as in a loop of
+    its own framework. Without the pause and the untimed call, the comparison is unfair: after a
+    matrix product, OpenBLAS's worker threads keep spinning for about 0.1 s before they sleep, and
+    took a core from PyTorch's next call (EfficientNet-Lite0's forward pass: PyTorch 75 ms alternated
+    call by call with ours, 25 ms after a pause; benchmarks/bench_efficientnet.py)."""
     live = [f for f in fns if f is not None]
     times: Dict[int, List[float]] = {id(f): [] for f in live}
     for round_ in range(repeats + 1):
         for f in live:
+            time.sleep(PAUSE_S)
+            f()
+            synchronize()
             start = time.perf_counter()
             f()
             synchronize()

@@ -89,7 +89,8 @@ class ConvBN(nn.Module):
         (k, _), (s, _) = self.conv.kernel_size, (self.conv.stride, self.conv.stride)
         (top, bottom), (left, right) = same_padding(x.shape[2], k, s), same_padding(x.shape[3], k, s)
         if (top, left) != (bottom, right):  # asymmetric (stride 2): pad explicitly, then convolve
-            x = F.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+            # (padded channels-last, the layout the fast kernels return, so that the copy keeps it)
+            x = F.pad(x.permute(0, 2, 3, 1), ((0, 0), (top, bottom), (left, right), (0, 0))).permute(0, 3, 1, 2)
             top = left = 0
         if self.bn.training:
             x = self.bn(F.conv2d(x, self.conv.weight, None, s, (top, left), groups=self.conv.groups))

@@ -77,12 +77,15 @@ def run_both_paths(x, w, b, **kwargs):
     return results
 
 
-@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (5, 2, 2), (3, 2, 0), (5, 1, (2, 1))])
-def test_depthwise_fast_equals_reference(kernel, stride, padding):
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [
+    (3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 0, 1), (5, 1, (2, 1), 1), (3, (3, 2), (1, 2), 1), (3, 2, 3, 2), (2, 3, 0, (1, 3))])
+def test_depthwise_fast_equals_reference(kernel, stride, padding, dilation):
+    """The fast path cuts strided inputs into stride phases: odd sizes, strides 2 and 3, padding
+    larger than the stride, dilation."""
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 6, 11, 9)), rng.standard_normal((6, 1, kernel, kernel)), rng.standard_normal(6)
-    assert conv_fast.grouped_fast_op(x, w, b, stride, padding, 1, 6) is depthwise_fast.DepthwiseConv2dFast
-    fast, reference = run_both_paths(x, w, b, stride=stride, padding=padding, groups=6)
+    assert conv_fast.grouped_fast_op(x, w, b, stride, padding, dilation, 6) is depthwise_fast.DepthwiseConv2dFast
+    fast, reference = run_both_paths(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=6)
     for a, r in zip(fast, reference):
         np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
 

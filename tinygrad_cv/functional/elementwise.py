@@ -68,7 +68,7 @@ class Clip(Function):
     def forward(self, a: Any, low: Optional[float], high: Optional[float]) -> Any:
         xp = backend.get_array_module(a)
         out = xp.clip(a, low, high)
-        self.inside = out == a  # gradient passes only where clipping did nothing
+        self.inside = out == a if self.needs_grad[0] else None  # gradient passes where clipping did nothing
         return out
 
     def backward(self, grad: Any) -> Any:

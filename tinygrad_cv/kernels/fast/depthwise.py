@@ -10,13 +10,16 @@ weight per channel:
     dx_pad   = sum_t  w[c, t] * dy   added onto view_t's pixels
     dw[c, t] = sum_{n, i, j} dy[n, c, i, j] * view_t[n, c, i, j]
 
-Layout: the work is done channels-last, (N, H, W, C), where the per-channel weight of a tap
-broadcasts along the contiguous last axis, so every multiply-add is one long vector loop even for the
-7 x 7 maps of the last blocks (in NCHW the inner loop would be 7 numbers long). The padded input is
-written channels-last in one copy; outputs are returned as NCHW *views* of channels-last arrays (the
-convention of this folder), which elementwise ops keep and the 1x1 fast path (pointwise.py) reads
-without a copy. One thread: cutting the channels into one block per core (parallel.py) made these
-memory-bound loops slower on a 2-core machine (PERFORMANCE.md).
+Layout: the work is done channels-last, (N, H, W, C), and each tap's view is a block of whole rows:
+the padded input is written once, cut into its stride phases (``_phases``: with stride 2, four
+images of every other row and column, so that a strided tap reads a contiguous block of one phase),
+and each tap's weights are repeated along an output row (``_tap_weights``). Then a multiply-add runs
+over OW*C consecutive numbers at a time, where broadcasting a (C,) weight would cut it into loops of
+C (numbers measured under the CPU lock: the 16 depthwise layers of EfficientNet-Lite0 took 35 ms
+with (C,) weights and strided views, 14 ms so). Outputs are returned as NCHW *views* of
+channels-last arrays (the convention of this folder), which elementwise ops keep and the 1x1 fast
+path (pointwise.py) reads without a copy. One thread: cutting the output into one block per core
+(parallel.py) made these memory-bound loops slower on a 2-core machine (PERFORMANCE.md).
 """
 from __future__ import annotations
 
@@ -46,31 +49,75 @@ def _geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: Any, paddi
     return win, win.output_size(x_shape, "depthwise_conv2d")
 
 
-def _taps(xpad: np.ndarray, win: Window, out_hw: Tuple[int, int]) -> List[np.ndarray]:
-    """The KH*KW strided views of a channels-last padded image, each (N, OH, OW, C)."""
+def _phases(x: np.ndarray, win: Window) -> np.ndarray:
+    """(N, C, H, W) -> the zero-padded image channels-last, cut into its SH x SW stride phases:
+    (SH, SW, N, HQ, WQ, C) with phases[a, b, n, i, j] = xpad[n, i*SH + a, j*SW + b], in one copy.
+    With stride 1 there is one phase, the padded image itself; with stride 2 a tap reads every other
+    pixel of the padded image but a contiguous block of one phase."""
+    N, C, H, W = x.shape
+    (ph, pw), (SH, SW) = win.padding, win.stride
+    HQ, WQ = -(-(H + 2 * ph) // SH), -(-(W + 2 * pw) // SW)
+    phases = np.zeros((SH, SW, N, HQ, WQ, C), dtype=x.dtype)
+    xt = x.transpose(0, 2, 3, 1)
+    for a in range(SH):
+        rows, i = _phase_range(a, ph, H, SH)
+        for b in range(SW):
+            cols, j = _phase_range(b, pw, W, SW)
+            phases[a, b, :, i, j] = xt[:, rows, cols]
+    return phases
+
+
+def _phase_range(a: int, pad: int, n: int, stride: int) -> Tuple[slice, slice]:
+    """Phase ``a`` of a padded axis of input size n holds padded positions i*stride + a, which are
+    input positions i*stride + a - pad: (those input positions, the phase positions i holding them)."""
+    first = max(0, -(-(pad - a) // stride))
+    inputs = range(first * stride + a - pad, n, stride)
+    return slice(inputs.start, n, stride), slice(first, first + len(inputs))
+
+
+def _unphase(phases: np.ndarray, win: Window, x_shape: Sequence[int]) -> np.ndarray:
+    """The inverse of ``_phases`` without the padding: (N, C, H, W), an NCHW view of channels-last."""
+    N, C, H, W = x_shape
+    (ph, pw), (SH, SW) = win.padding, win.stride
+    if SH == SW == 1:
+        return phases[0, 0, :, ph:ph + H, pw:pw + W].transpose(0, 3, 1, 2)
+    out = np.empty((N, H, W, C), dtype=phases.dtype)
+    for a in range(SH):
+        rows, i = _phase_range(a, ph, H, SH)
+        for b in range(SW):
+            cols, j = _phase_range(b, pw, W, SW)
+            out[:, rows, cols] = phases[a, b, :, i, j]
+    return out.transpose(0, 3, 1, 2)
+
+
+def _taps(phases: np.ndarray, win: Window, out_hw: Tuple[int, int]) -> List[np.ndarray]:
+    """The KH*KW views of the padded image that the taps read, each (N, OH, OW, C): tap (kh, kw) reads
+    xpad[n, i*SH + kh*DH, j*SW + kw*DW], a contiguous block of rows of one phase (``_phases``), so
+    that each row of a view is OW*C consecutive numbers."""
     (KH, KW), (SH, SW), (DH, DW) = win.kernel, win.stride, win.dilation
     OH, OW = out_hw
-    return [xpad[:, kh * DH:kh * DH + SH * (OH - 1) + 1:SH, kw * DW:kw * DW + SW * (OW - 1) + 1:SW]
-            for kh in range(KH) for kw in range(KW)]
+    views = []
+    for kh in range(KH):
+        for kw in range(KW):
+            (i, a), (j, b) = divmod(kh * DH, SH), divmod(kw * DW, SW)
+            views.append(phases[a, b, :, i:i + OH, j:j + OW])
+    return views
 
 
-def _padded(x: np.ndarray, padding: Tuple[int, int]) -> np.ndarray:
-    """(N, C, H, W) -> zero-padded (N, H + 2ph, W + 2pw, C), in one copy."""
-    N, C, H, W = x.shape
-    ph, pw = padding
-    xpad = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    xpad[:, ph:ph + H, pw:pw + W] = x.transpose(0, 2, 3, 1)
-    return xpad
+def _tap_weights(w: np.ndarray, OW: int) -> np.ndarray:
+    """(C, 1, KH, KW) -> (KH*KW, OW, C): row t is tap t's weights repeated along an output row, so
+    that a multiply of a tap's view runs over whole rows (OW*C numbers) instead of C at a time."""
+    C = w.shape[0]
+    return np.ascontiguousarray(np.broadcast_to(w.reshape(C, -1).T[:, None, :], (w[0].size, OW, C)))
 
 
 def depthwise_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: Any = 1,
                       padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """y = conv2d(x, w, b, groups=C). Shape: x (N, C, H, W), w (C, 1, KH, KW) -> (N, C, OH, OW),
     an NCHW view of a channels-last array."""
-    N, C = x.shape[:2]
     win, (OH, OW) = _geometry(x.shape, w.shape, stride, padding, dilation)
-    taps = _taps(_padded(x, win.padding), win, (OH, OW))
-    w_taps = w.reshape(C, -1).T  # (KH*KW, C): row t scales tap t, channel by channel
+    taps = _taps(_phases(x, win), win, (OH, OW))
+    w_taps = _tap_weights(w, OW)  # (KH*KW, OW, C)
     y = np.multiply(taps[0], w_taps[0])  # (N, OH, OW, C)
     scratch = np.empty_like(y)
     for t in range(1, len(taps)):
@@ -85,24 +132,23 @@ def depthwise_grad_input(grad: np.ndarray, w: np.ndarray, x_shape: Sequence[int]
                          padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """dL/dx: every tap adds its weight times dy back onto the pixels it read. Shape ``x_shape``."""
     N, C, H, W = x_shape
-    win, out_hw = _geometry(x_shape, w.shape, stride, padding, dilation)
-    (ph, pw) = win.padding
+    win, (OH, OW) = _geometry(x_shape, w.shape, stride, padding, dilation)
+    (ph, pw), (SH, SW) = win.padding, win.stride
     g = channels_last(grad)  # (N, OH, OW, C)
-    dxpad = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=grad.dtype)
-    taps = _taps(dxpad, win, out_hw)
-    w_taps = w.reshape(C, -1).T  # (KH*KW, C)
+    dphases = np.zeros((SH, SW, N, -(-(H + 2 * ph) // SH), -(-(W + 2 * pw) // SW), C), dtype=grad.dtype)
+    w_taps = _tap_weights(w, OW)
     scratch = np.empty_like(g)
-    for t, view in enumerate(taps):
+    for t, view in enumerate(_taps(dphases, win, (OH, OW))):
         np.multiply(g, w_taps[t], out=scratch)
         view += scratch
-    return dxpad[:, ph:ph + H, pw:pw + W].transpose(0, 3, 1, 2)
+    return _unphase(dphases, win, x_shape)
 
 
 def depthwise_grad_weight(grad: np.ndarray, x: np.ndarray, w_shape: Sequence[int], stride: Any = 1,
                           padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """dL/dw[c, t] = sum over n, i, j of dy * view_t. Shape ``w_shape`` (C, 1, KH, KW)."""
     win, out_hw = _geometry(x.shape, w_shape, stride, padding, dilation)
-    taps = _taps(_padded(x, win.padding), win, out_hw)
+    taps = _taps(_phases(x, win), win, out_hw)
     g = channels_last(grad)
     dw = np.stack([np.einsum("nhwc,nhwc->c", g, view) for view in taps], axis=1)  # (C, KH*KW)
     return dw.reshape(w_shape)
