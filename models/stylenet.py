@@ -36,12 +36,7 @@ from tinygrad_cv.functional import fast_paths
 from tinygrad_cv.io import stylenet_weights
 from tinygrad_cv.kernels.fast import style_layers
 from tinygrad_cv.nn.module import Module, Parameter
-from tinygrad_cv.nn.norm import (
-    EPS,
-    ConditionalInstanceNorm2d,
-    reflect_conv2d,
-    reflection_pad2d,
-)
+from tinygrad_cv.nn.norm import EPS, ConditionalInstanceNorm2d, reflect_conv2d, reflection_pad2d
 from tinygrad_cv.tensor import Tensor, is_grad_enabled
 
 MIN_SIDE = 8
@@ -181,27 +176,22 @@ class StyleNet(Module):
         if W4 > W:
             inner[:, :, W:] = inner[:, :, W - 2:2 * W - 2 - W4:-1]
         style_layers.reflect_borders(buf, p)
-        block_input = None
-        for i, (name, layer) in enumerate(layers):
+        blend = w.reshape(-1, self.styles)
+        for (name, layer), (_, following) in zip(layers, layers[1:] + [(None, None)]):
             y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride)
-            gamma, beta = w.reshape(-1, self.styles) @ layer.norm.gamma.data, w.reshape(-1, self.styles) @ layer.norm.beta.data
-            if i + 1 == len(layers):  # expand.2: the sigmoid, into the output
-                out = np.empty_like(y)
-                style_layers.normalise_into(y, mean, var, gamma, beta, EPS, out, act="sigmoid")
-                return out.transpose(0, 3, 1, 2)[:, :, :H, :W]
-            following = layers[i + 1][1]
-            q, up = following.w.shape[2] // 2, 2 if following.upsample else 1
-            residual = None
+            gamma, beta = blend @ layer.norm.gamma.data, blend @ layer.norm.beta.data  # (N or 1, C)
+            if following is None:  # expand.2: the sigmoid, into the output
+                style_layers.normalise_into(y, mean, var, gamma, beta, EPS, y, act="sigmoid")
+                return y.transpose(0, 3, 1, 2)[:, :, :H, :W]
             if name.startswith("res.") and name.endswith(".0"):
                 block_input = buf  # kept for the block's sum; the block's inner layer gets a new buffer
-            if name.startswith("res.") and name.endswith(".1"):
-                residual = style_layers.interior(block_input, 1)
-            act = "none" if residual is not None else "relu"
-            out_buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q)
-            style_layers.normalise_into(y, mean, var, gamma, beta, EPS, style_layers.interior(out_buf, q),
-                                        act=act, residual=residual, upsample=up)
-            buf = style_layers.reflect_borders(out_buf, q)
-        raise AssertionError("unreachable")
+            residual = style_layers.interior(block_input, 1) if name.startswith("res.") and name.endswith(".1") else None
+            q, up = following.w.shape[2] // 2, 2 if following.upsample else 1
+            buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q)
+            style_layers.normalise_into(y, mean, var, gamma, beta, EPS, style_layers.interior(buf, q),
+                                        act="relu" if residual is None else "none", residual=residual, upsample=up)
+            style_layers.reflect_borders(buf, q)
+        raise AssertionError("the last layer returns")
 
     # ---- weights ------------------------------------------------------------------------------------
     def state_arrays(self) -> Dict[str, Any]:
