@@ -90,6 +90,7 @@ class StyleNet(Module):
         self.expand = [ConvLayer(32, 8, 3, styles=styles, upsample=True),
                        ConvLayer(8, 4, 3, styles=styles, upsample=True), ConvLayer(4, 3, 9, styles=styles)]
         self.source = "untrained"
+        self._workspace = style_layers.Workspace()  # the fused inference path's buffers, kept between calls
 
     @property
     def styles(self) -> int:
@@ -168,7 +169,9 @@ class StyleNet(Module):
         H4, W4 = H + (-H % MULTIPLE), W + (-W % MULTIPLE)
         layers = list(self._layers())
         p = layers[0][1].w.shape[2] // 2
-        buf = style_layers.padded_buffer(N, H4, W4, 3, p)
+        self._workspace.start(image.shape)
+        empty = self._workspace.empty  # buffers kept for the next picture of this size
+        buf = style_layers.padded_buffer(N, H4, W4, 3, p, empty=empty)
         inner = style_layers.interior(buf, p)
         inner[:, :H, :W] = image.transpose(0, 2, 3, 1)
         if H4 > H:  # up to a multiple of 4, as reflection_pad2d(image, (0, ph, 0, pw)) in forward
@@ -178,16 +181,16 @@ class StyleNet(Module):
         style_layers.reflect_borders(buf, p)
         blend = w.reshape(-1, self.styles)
         for (name, layer), (_, following) in zip(layers, layers[1:] + [(None, None)]):
-            y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride)
+            y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride, np.empty if following is None else empty)
             gamma, beta = blend @ layer.norm.gamma.data, blend @ layer.norm.beta.data  # (N or 1, C)
-            if following is None:  # expand.2: the sigmoid, into the output
+            if following is None:  # expand.2: the sigmoid, into the output (a new array, not the workspace's)
                 style_layers.normalise_into(y, mean, var, gamma, beta, EPS, y, act="sigmoid")
                 return y.transpose(0, 3, 1, 2)[:, :, :H, :W]
             if name.startswith("res.") and name.endswith(".0"):
                 block_input = buf  # kept for the block's sum; the block's inner layer gets a new buffer
             residual = style_layers.interior(block_input, 1) if name.startswith("res.") and name.endswith(".1") else None
             q, up = following.w.shape[2] // 2, 2 if following.upsample else 1
-            buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q)
+            buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q, empty=empty)
             style_layers.normalise_into(y, mean, var, gamma, beta, EPS, style_layers.interior(buf, q),
                                         act="relu" if residual is None else "none", residual=residual, upsample=up)
             style_layers.reflect_borders(buf, q)

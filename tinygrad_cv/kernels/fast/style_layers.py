@@ -23,6 +23,7 @@ wide enough to run fast.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -34,9 +35,44 @@ BAND_BYTES = 1 << 21  # about 2 MiB of im2col rows per band: stays in a core's c
 WIDE, WIDE_LARGE = 16, 128  # block output pixels until a product row has this many columns
 
 
-def padded_buffer(N: int, H: int, W: int, C: int, p: int, dtype: Any = np.float32) -> np.ndarray:
+class Workspace:
+    """The buffers of one forward pass, kept for the next pass on an input of the same shape.
+
+    A fresh array of tens of MB costs the kernel a page fault and the zeroing of every 4 KiB page on
+    first touch, about a sixth of a 512 px pass here; buffers kept from the previous pass are already
+    mapped. ``start(key)`` begins a pass (a new key drops the old buffers), then the pass's n-th
+    ``empty`` returns the n-th buffer. At most ``limit`` bytes are kept, and each thread has its own
+    buffers, so two threads can run the same network at once. Never hand a buffer out of the pass.
+    """
+
+    def __init__(self, limit: int = 256 << 20) -> None:
+        self.limit, self._local = limit, threading.local()
+
+    def __reduce__(self) -> tuple:  # a copy of a network (deepcopy, pickle) starts with no buffers
+        return Workspace, (self.limit,)
+
+    def start(self, key: Any) -> None:
+        state = self._local
+        if getattr(state, "key", None) != key:
+            state.key, state.arrays, state.bytes = key, [], 0
+        state.next = 0
+
+    def empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        state = self._local
+        i, state.next = state.next, state.next + 1
+        if i < len(state.arrays) and state.arrays[i].shape == tuple(shape) and state.arrays[i].dtype == dtype:
+            return state.arrays[i]
+        a = np.empty(shape, dtype=dtype)
+        if i == len(state.arrays) and state.bytes + a.nbytes <= self.limit:
+            state.arrays.append(a)
+            state.bytes += a.nbytes
+        return a
+
+
+def padded_buffer(N: int, H: int, W: int, C: int, p: int, dtype: Any = np.float32,
+                  empty: Callable[..., np.ndarray] = np.empty) -> np.ndarray:
     """An uninitialised (N, H+2p, W+2p, C) buffer; its interior is ``interior(buf, p)``."""
-    return np.empty((N, H + 2 * p, W + 2 * p, C), dtype=dtype)
+    return empty((N, H + 2 * p, W + 2 * p, C), dtype=dtype)
 
 
 def interior(buf: np.ndarray, p: int) -> np.ndarray:
@@ -79,11 +115,12 @@ def blocked_weights(w: np.ndarray, block: int, stride: int) -> np.ndarray:
     return wb.reshape(KH * KWb * C, block * O)
 
 
-def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int) -> tuple:
+def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int, empty: Callable[..., np.ndarray] = np.empty) -> tuple:
     """The "valid" convolution of a padded channels-last buffer, and its per-channel statistics.
 
     Args: xpad (N, Hp, Wp, C), w (O, C, KH, KW) of xpad's dtype. Returns (y, mean, var): y (N, OH, OW, O)
-    channels-last; mean and (biased) variance (N, O) in float64, over each sample's OH x OW positions.
+    channels-last (a new array from ``empty``); mean and (biased) variance (N, O) in float64, over
+    each sample's OH x OW positions.
     """
     N, Hp, Wp, C = xpad.shape
     O, _, KH, KW = w.shape
@@ -93,7 +130,7 @@ def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int) -> tuple:
     wmat = blocked_weights(w, block, stride)
     sN, sH, sW, sC = xpad.strides
     windows = as_strided(xpad, (N, OH, OWb, KH, KWb, C), (sN, sH * stride, sW * stride * block, sH, sW, sC))
-    y = np.empty((N, OH, OW, O), dtype=xpad.dtype)
+    y = empty((N, OH, OW, O), dtype=xpad.dtype)
     rows = max(1, BAND_BYTES // (OWb * KH * KWb * C * xpad.itemsize))
     bands = [(n, r) for n in range(N) for r in split(0, OH, rows, at_least=workers())]
 
