@@ -32,6 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 
 BAND_BYTES = 1 << 21  # about 2 MiB of im2col rows per band: stays in a core's cache
+SERIAL_BYTES = 1 << 20  # an epilogue over less than this runs on the calling thread
 WIDE, WIDE_LARGE = 16, 128  # block output pixels until a product row has this many columns
 
 
@@ -179,7 +180,8 @@ def normalise_into(y: np.ndarray, mean: np.ndarray, var: np.ndarray, gamma: np.n
         s = dest.strides
         dest = as_strided(dest, (N, H, u, W, u, C), (s[0], s[1] * u, s[1], s[2] * u, s[2], s[3]))
     rows = max(1, BAND_BYTES // (W * C * y.itemsize))
-    bands = [(n, r) for n in range(N) for r in split(0, H, rows, at_least=workers())]
+    cores = workers() if y.nbytes >= SERIAL_BYTES else 1  # a small layer: one thread costs less than handing out work
+    bands = [(n, r) for n in range(N) for r in split(0, H, rows, at_least=cores)]
     finish: Callable[[np.ndarray, np.ndarray], Any] = {
         "relu": lambda t, out: np.maximum(t, 0, out=out),
         "none": lambda t, out: np.copyto(out, t),
