@@ -1,4 +1,4 @@
-"""(f) The feed-forward style network: one forward pass, ours against onnxruntime on the same ONNX file,
+"""(g) The feed-forward style network: one forward pass, ours against onnxruntime on the same ONNX file,
 and a whole `tinygrad-cv style` run (Gatys) at its defaults for comparison.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_fast_style.py \\
