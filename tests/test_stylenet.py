@@ -148,6 +148,18 @@ def test_conv_bands_is_the_valid_convolution_with_its_statistics(C, O, K, stride
     np.testing.assert_allclose(var, expected.var(axis=(1, 2)), rtol=1e-5)
 
 
+def test_workspace_hands_back_a_pass_s_buffers_in_order_within_its_limit():
+    from tinygrad_cv.kernels.fast.style_layers import Workspace
+
+    space = Workspace(limit=1000)
+    space.start((1, 3, 8, 8))
+    a, b, big = space.empty((10, 10)), space.empty((5,)), space.empty((1000,))  # 400 + 20 bytes kept, 4000 not
+    space.start((1, 3, 8, 8))
+    assert space.empty((10, 10)) is a and space.empty((5,)) is b and space.empty((1000,)) is not big
+    space.start((1, 3, 8, 12))  # another size: new buffers
+    assert space.empty((10, 10)) is not a
+
+
 def test_added_styles_extend_the_blend(random_net):
     net = StyleNet().load_arrays(random_net.state_arrays())
     gammas = {name[:-5]: norm.gamma.data[5] for name, norm in net.norms()}
