@@ -181,14 +181,16 @@ class StyleNet(Module):
         style_layers.reflect_borders(buf, p)
         blend = w.reshape(-1, self.styles)
         for (name, layer), (_, following) in zip(layers, layers[1:] + [(None, None)]):
-            y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride, np.empty if following is None else empty)
+            last = following is None  # expand.2, whose output is returned: a new array, not the workspace's
+            y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride, np.empty if last else empty)
             gamma, beta = blend @ layer.norm.gamma.data, blend @ layer.norm.beta.data  # (N or 1, C)
-            if following is None:  # expand.2: the sigmoid, into the output (a new array, not the workspace's)
+            if last:  # the sigmoid, in place
                 style_layers.normalise_into(y, mean, var, gamma, beta, EPS, y, act="sigmoid")
                 return y.transpose(0, 3, 1, 2)[:, :, :H, :W]
             if name.startswith("res.") and name.endswith(".0"):
                 block_input = buf  # kept for the block's sum; the block's inner layer gets a new buffer
-            residual = style_layers.interior(block_input, 1) if name.startswith("res.") and name.endswith(".1") else None
+            closes_block = name.startswith("res.") and name.endswith(".1")  # adds the block's input
+            residual = style_layers.interior(block_input, 1) if closes_block else None
             q, up = following.w.shape[2] // 2, 2 if following.upsample else 1
             buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q, empty=empty)
             style_layers.normalise_into(y, mean, var, gamma, beta, EPS, style_layers.interior(buf, q),
