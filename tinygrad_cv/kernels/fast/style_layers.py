@@ -116,12 +116,13 @@ def blocked_weights(w: np.ndarray, block: int, stride: int) -> np.ndarray:
     return wb.reshape(KH * KWb * C, block * O)
 
 
-def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int, empty: Callable[..., np.ndarray] = np.empty) -> tuple:
+def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int, empty: Callable[..., np.ndarray] = np.empty,
+               stats: bool = True) -> tuple:
     """The "valid" convolution of a padded channels-last buffer, and its per-channel statistics.
 
     Args: xpad (N, Hp, Wp, C), w (O, C, KH, KW) of xpad's dtype. Returns (y, mean, var): y (N, OH, OW, O)
     channels-last (a new array from ``empty``); mean and (biased) variance (N, O) in float64, over
-    each sample's OH x OW positions.
+    each sample's OH x OW positions (None and None when ``stats`` is False).
     """
     N, Hp, Wp, C = xpad.shape
     O, _, KH, KW = w.shape
@@ -140,6 +141,8 @@ def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int, empty: Callable[...
         cols = windows[n, r.start:r.stop].reshape(-1, KH * KWb * C)  # the im2col copy
         out = y[n, r.start:r.stop].reshape(-1, block * O)
         np.matmul(cols, wmat, out=out)
+        if not stats:
+            return None
         out = out.reshape(-1, OW * O)  # rows of the band: long inner loops, not one per pixel
         count = out.shape[0] * OW
         mean = out.sum(axis=0).reshape(OW, O).sum(axis=0, dtype=np.float64) / count
@@ -147,11 +150,13 @@ def conv_bands(xpad: np.ndarray, w: np.ndarray, stride: int, empty: Callable[...
         dev *= dev
         return count, mean, dev.sum(axis=0).reshape(OW, O).sum(axis=0, dtype=np.float64)
 
-    stats = parallel_map(band, bands)
+    parts = parallel_map(band, bands)
+    if not stats:
+        return y, None, None
     mean, var = np.empty((N, O)), np.empty((N, O))
     for n in range(N):
         count, m, m2 = 0, np.zeros(O), np.zeros(O)
-        for (bn, _), (k, mb, m2b) in zip(bands, stats):
+        for (bn, _), (k, mb, m2b) in zip(bands, parts):
             if bn == n:  # Chan, Golub & LeVeque: merge (count, mean, M2) of two parts
                 delta, total = mb - m, count + k
                 m = m + delta * (k / total)
