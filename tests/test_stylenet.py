@@ -1,6 +1,7 @@
 """The 26-style network: pixels against onnxruntime's (saved arrays), shapes, blends, bad input."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -29,10 +30,13 @@ def random_net():
     return load_stylenet("random", seed=1)
 
 
+@pytest.mark.parametrize("inference", [False, True], ids=["graph", "no_grad"])
 @pytest.mark.parametrize("case", ["style3", "style19", "blend"])
-def test_pixels_match_onnxruntime(magenta26, case):
+def test_pixels_match_onnxruntime(magenta26, case, inference):
+    """With gradients on, op by op; under no_grad, the fused inference layers (fast paths on)."""
     expected = np.load(EXPECTED)
-    out = magenta26(expected[f"image_{case}"], expected[f"weights_{case}"]).numpy()
+    with contextlib.nullcontext() if not inference else tg.no_grad():
+        out = magenta26(expected[f"image_{case}"], expected[f"weights_{case}"]).numpy()
     assert out.shape == expected[f"out_{case}"].shape
     assert np.abs(out - expected[f"out_{case}"]).max() <= 1e-4
 
@@ -97,6 +101,63 @@ def test_fast_path_equals_reference_and_the_network_is_differentiable(random_net
             outs.append((y.numpy(), image.grad))
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-5)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-3, atol=1e-3 * np.abs(outs[1][1]).max())  # float32 sums
+
+
+@pytest.mark.parametrize("N, H, W", [(1, 8, 8), (2, 13, 9), (1, 17, 30), (2, 36, 44), (1, 41, 8)])
+def test_fused_inference_equals_the_op_by_op_network(random_net, N, H, W):
+    """Under no_grad the network runs fused layers (kernels/fast/style_layers.py); with gradients
+    wanted, the differentiable ops. Both paint the pixels of a float64 evaluation up to float32
+    rounding (which the random network amplifies), one blend per image included."""
+    rng = np.random.default_rng(N * H * W)
+    x = rng.random((N, 3, H, W)).astype(np.float32)
+    weights = rng.random((N, 26)).astype(np.float32) if N > 1 else random_net.one_hot(4)
+    graph = random_net(x, weights).numpy()
+    with tg.no_grad():
+        fused = random_net(x, weights)
+        kept = fused.numpy().copy()
+        random_net(np.ascontiguousarray(x[..., ::-1]), weights)  # reuses the pass's buffers, not the output
+    np.testing.assert_array_equal(fused.numpy(), kept)
+    assert not fused.requires_grad and fused.shape == (N, 3, H, W) and fused.dtype == np.float32
+    net64 = StyleNet()
+    for (_, p), (_, q) in zip(net64.named_parameters(), random_net.named_parameters()):
+        p.data = q.data.astype(np.float64)
+    exact = net64(x.astype(np.float64), weights.astype(np.float64)).numpy()
+    assert np.abs(fused.numpy() - exact).max() <= max(2 * np.abs(graph - exact).max(), 1e-5)
+    np.testing.assert_allclose(fused.numpy(), graph, atol=1e-4)
+
+
+@pytest.mark.parametrize("C, O, K, stride, H, W", [
+    (3, 32, 9, 1, 12, 16), (4, 3, 9, 1, 10, 24), (8, 4, 3, 1, 9, 20), (32, 8, 3, 1, 7, 12), (5, 6, 3, 2, 11, 13),
+])
+def test_conv_bands_is_the_valid_convolution_with_its_statistics(C, O, K, stride, H, W):
+    from tinygrad_cv.kernels.fast import style_layers
+
+    rng = np.random.default_rng(C * O)
+    xpad = rng.normal(size=(2, H, W, C)).astype(np.float32)
+    w = rng.normal(size=(O, C, K, K)).astype(np.float32)
+    y, mean, var = style_layers.conv_bands(xpad, w, stride)
+    OH, OW = (H - K) // stride + 1, (W - K) // stride + 1
+    x64 = xpad.astype(np.float64)
+    expected = np.zeros((2, OH, OW, O))
+    for kh in range(K):
+        for kw in range(K):
+            patch = x64[:, kh:kh + stride * (OH - 1) + 1:stride, kw:kw + stride * (OW - 1) + 1:stride]
+            expected += patch @ w[:, :, kh, kw].T.astype(np.float64)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mean, expected.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(var, expected.var(axis=(1, 2)), rtol=1e-5)
+
+
+def test_workspace_hands_back_a_pass_s_buffers_in_order_within_its_limit():
+    from tinygrad_cv.kernels.fast.style_layers import Workspace
+
+    space = Workspace(limit=1000)
+    space.start((1, 3, 8, 8))
+    a, b, big = space.empty((10, 10)), space.empty((5,)), space.empty((1000,))  # 400 + 20 bytes kept, 4000 not
+    space.start((1, 3, 8, 8))
+    assert space.empty((10, 10)) is a and space.empty((5,)) is b and space.empty((1000,)) is not big
+    space.start((1, 3, 8, 12))  # another size: new buffers
+    assert space.empty((10, 10)) is not a
 
 
 def test_added_styles_extend_the_blend(random_net):

@@ -2,9 +2,9 @@
 ``tinygrad_cv.nn.norm.reflect_conv2d`` (kernels/fast/reflect_conv.py does the arithmetic).
 
 Forward: the padding is written straight into a channels-last buffer and the convolution reads its
-windows in cache-sized bands. Backward: the reference kernels (kernels/conv.py) give the gradient of
-the padded input and of the weight, and the padding's adjoint folds the border back onto the pixels
-it mirrors.
+windows in cache-sized bands. Backward: the gradient of the padded input is the same channels-last
+convolution, of the gradient with the flipped kernel; the reference kernel (kernels/conv.py) gives
+the weight's; and the padding's adjoint folds the border back onto the pixels it mirrors.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_cv.kernels import conv
-from tinygrad_cv.kernels.fast.reflect_conv import conv_valid_channels_last, fold_reflection, reflect_pad_channels_last
+from tinygrad_cv.kernels.fast.reflect_conv import (conv_grad_input_channels_last, conv_valid_channels_last,
+                                                   fold_reflection, reflect_pad_channels_last)
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
 
@@ -36,11 +37,12 @@ class ReflectConv2dFast(Function):
         return conv_valid_channels_last(xpad, w.astype(x.dtype, copy=False), stride)
 
     def backward(self, grad: Any) -> tuple:
-        grad = np.ascontiguousarray(grad)
         dx = dw = None
         if self.needs_grad[0]:
-            gpad = conv.conv2d_grad_input(grad, self.w, self.xpad_shape, self.stride, 0, 1)  # (N, C, H+2p, W+2p)
-            dx = fold_reflection(gpad, self.pad)
+            Hp, Wp = self.xpad_shape[2:]
+            gpad = conv_grad_input_channels_last(grad, self.w.astype(grad.dtype, copy=False), Hp, Wp, self.stride)
+            dx = fold_reflection(gpad, self.pad)  # (N, C, H+2p, W+2p) -> (N, C, H, W)
         if self.needs_grad[1]:
+            grad = np.ascontiguousarray(grad)
             dw = conv.conv2d_grad_weight(grad, np.ascontiguousarray(self.xpad), self.w.shape, self.stride, 0, 1)
         return dx, dw

@@ -4,19 +4,16 @@ The 26-style network pads every convolution's input by reflection (9x9 and 3x3 k
 and 2). Here the padding is written straight into a channels-last buffer (N, H+2p, W+2p, C), and the
 convolution reads it as a strided view of windows (N, OH, OW, KH, KW, C): a band of output rows at a
 time is copied into an im2col matrix small enough to stay in cache and multiplied by the
-(KH*KW*C, O) weight matrix, one band per core (``parallel.py``). The result is channels-last too; the
-NCHW array returned is a view of it, so the next layer's padding reads it without a transpose copy.
+(KH*KW*C, O) weight matrix, one band per core (``style_layers.conv_bands``, which also widens thin
+products). The result is channels-last too; the NCHW array returned is a view of it, so the next
+layer's padding reads it without a transpose copy. The gradient with respect to the padded input is
+the same kind of convolution, of the gradient with the flipped kernel (``conv_grad_input_channels_last``).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
-
-BAND_BYTES = 1 << 21  # about 2 MiB of im2col rows per block: stays in a core's cache
+from tinygrad_cv.kernels.fast.style_layers import conv_bands
 
 
 def reflect_pad_channels_last(x: np.ndarray, p: int) -> np.ndarray:
@@ -53,23 +50,21 @@ def conv_valid_channels_last(xpad: np.ndarray, w: np.ndarray, stride: int) -> np
     """y[n, o, i, j] = sum_{kh, kw, c} w[o, c, kh, kw] * xpad[n, i*stride + kh, j*stride + kw, c].
 
     Args: xpad (N, Hp, Wp, C) channels-last, w (O, C, KH, KW). Returns (N, O, OH, OW), a view of a
-    channels-last (N, OH, OW, O) array.
+    channels-last (N, OH, OW, O) array. The bands and the blocked products of ``style_layers.conv_bands``.
     """
-    N, Hp, Wp, C = xpad.shape
-    O, _, KH, KW = w.shape
-    OH, OW = (Hp - KH) // stride + 1, (Wp - KW) // stride + 1
-    wmat = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(KH * KW * C, O))  # (KH*KW*C, O)
-    xpad = np.ascontiguousarray(xpad)
-    sN, sH, sW, sC = xpad.strides
-    windows = as_strided(xpad, (N, OH, OW, KH, KW, C), (sN, sH * stride, sW * stride, sH, sW, sC))
-    y = np.empty((N, OH, OW, O), dtype=xpad.dtype)
-    rows = max(1, BAND_BYTES // (OW * KH * KW * C * xpad.itemsize))
-    bands = [(n, r) for n in range(N) for r in split(0, OH, rows, at_least=2 * workers())]
-
-    def band(block: Any) -> None:
-        n, r = block
-        cols = windows[n, r.start:r.stop].reshape(-1, KH * KW * C)  # (rows*OW, KH*KW*C), the im2col copy
-        np.matmul(cols, wmat, out=y[n, r.start:r.stop].reshape(-1, O))
-
-    parallel_map(band, bands)
+    y, _, _ = conv_bands(xpad, np.ascontiguousarray(w, dtype=xpad.dtype), stride, stats=False)
     return y.transpose(0, 3, 1, 2)
+
+
+def conv_grad_input_channels_last(grad: np.ndarray, w: np.ndarray, Hp: int, Wp: int, stride: int) -> np.ndarray:
+    """dL/dxpad for y = conv_valid_channels_last(xpad, w, stride) and dL/dy = grad (N, O, OH, OW).
+
+    dxpad[r] = sum_kh w[kh] * g[(r - kh) / stride] over the kh that divide evenly: the "valid" correlation
+    of the gradient, spread out by the stride (zeros between) and zero-padded by K - 1, with the kernel
+    flipped and its channels swapped. Returns (N, C, Hp, Wp), a view of a channels-last array.
+    """
+    N, O, OH, OW = grad.shape
+    _, C, KH, KW = w.shape
+    spread = np.zeros((N, Hp + KH - 1, Wp + KW - 1, O), dtype=grad.dtype)
+    spread[:, KH - 1:KH + (OH - 1) * stride:stride, KW - 1:KW + (OW - 1) * stride:stride] = grad.transpose(0, 2, 3, 1)
+    return conv_valid_channels_last(spread, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), 1)
