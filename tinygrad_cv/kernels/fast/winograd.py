@@ -48,7 +48,7 @@ KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-ma
 KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
 FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
 MIN_CHANNELS = 64  # Winograd from this many input and output channels on (PERFORMANCE.md)
-BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
+BAND_BYTES = 8 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
 
 
 def winograd_is_faster(C: int, O: int) -> bool:
