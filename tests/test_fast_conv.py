@@ -436,7 +436,7 @@ def test_prepared_weights_compare_bits_and_go_with_their_array():
 
     calls = []
     cache = weight_cache.PreparedWeights(lambda w: calls.append(1) or w.sum())
-    w = np.arange(200000, dtype=np.float32)
+    w = np.arange(3 * weight_cache.COMPARE_CHUNK, dtype=np.float32)
     cache(w), cache(w)
     assert len(calls) == 1
     w[-1] = np.nan  # past the first chunk; NaN equals itself bitwise

@@ -21,6 +21,7 @@ from tinygrad_cv.functional.depthwise_fast import DepthwiseConv2dFast
 from tinygrad_cv.functional.pointwise_fast import PointwiseConv2dFast
 from tinygrad_cv.kernels.fast import conv3x3, depthwise, pointwise, winograd
 from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
+from tinygrad_cv.kernels.fast.scratch import work_buffer
 from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
@@ -89,7 +90,10 @@ class Conv3x3Fast(Function):
         return interior(ypad)  # (N, O, H, W), a view of the channels-last buffer
 
     def backward(self, grad: Any) -> tuple:
-        gpad = conv3x3.relu_mask_grad(grad, self.ypad) if self.relu else as_padded(grad)  # (N, H+2, W+2, O)
+        if self.relu:  # (N, H+2, W+2, O), read only inside this method: a work buffer, no fresh pages
+            gpad = conv3x3.relu_mask_grad(grad, self.ypad, out=work_buffer("Conv3x3Fast.gpad", self.ypad.shape, self.ypad.dtype))
+        else:
+            gpad = as_padded(grad)
         dx = dw = db = None
         if self.needs_grad[0] and self.path == "gathered":
             dx = conv3x3.conv3x3_padded_grad_input_gathered(gpad, self.weights)

@@ -232,13 +232,14 @@ def conv3x3_padded_grad_input_gathered(gpad: Any, w_mat: Any) -> Any:
     return dx.reshape(C, N, Hp, Wp)[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)
 
 
-def relu_mask_grad(grad: Any, ypad: Any) -> Any:
+def relu_mask_grad(grad: Any, ypad: Any, out: Optional[Any] = None) -> Any:
     """dL/d(pre-ReLU) as a zero-bordered (N, H+2, W+2, O) buffer: grad where y > 0, else 0.
 
     grad: (N, O, H, W) gradient of the post-ReLU output y, in any memory layout; ypad: y's padded
-    buffer. One pass, which is also where grad enters the padded layout if it is not in it already.
+    buffer; out: where to write the result (a new array if None). One pass, which is also where grad
+    enters the padded layout if it is not in it already.
     """
-    gpad = np.empty_like(ypad)
+    gpad = np.empty_like(ypad) if out is None else out
     grad_buffer = padded_buffer_of(grad)
     if grad_buffer is not None:  # both padded: whole contiguous buffers (zero borders stay zero)
         grad, y, out = (a.reshape(-1, a.shape[3]) for a in (grad_buffer, ypad, gpad))  # (pixels, O)

@@ -18,7 +18,9 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-COMPARE_CHUNK = 2**16  # elements compared at a time (no weight-sized temporary)
+from tinygrad_cv.kernels.fast.parallel import parallel_map
+
+COMPARE_CHUNK = 2**18  # elements compared at a time, one chunk per core (no weight-sized temporary)
 
 
 class PreparedWeights:
@@ -52,4 +54,5 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     if not (a.flags.c_contiguous and b.flags.c_contiguous):
         return bool(np.array_equal(a.view(as_ints), b.view(as_ints)))
     a, b = a.reshape(-1).view(as_ints), b.reshape(-1).view(as_ints)
-    return all(np.array_equal(a[i:i + COMPARE_CHUNK], b[i:i + COMPARE_CHUNK]) for i in range(0, a.size, COMPARE_CHUNK))
+    return all(parallel_map(lambda i: np.array_equal(a[i:i + COMPARE_CHUNK], b[i:i + COMPARE_CHUNK]),
+                            range(0, a.size, COMPARE_CHUNK)))
