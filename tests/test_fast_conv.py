@@ -64,9 +64,9 @@ def test_fast_conv3x3_equals_the_reference_op(shape, seed, relu):
         assert rel_error(got, expected) < 1e-4
 
 
-@pytest.mark.parametrize("channels", [64, 128])
+@pytest.mark.parametrize("channels", [128, 256])
 def test_winograd_layers_equal_the_reference_op(channels):
-    """From 64 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
+    """From 128 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
     x, w, b, g = arrays((2, channels, channels, 9, 6), seed=channels)
     fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
     for got, expected in zip(fast, reference):
@@ -77,7 +77,8 @@ def test_winograd_layers_equal_the_reference_op(channels):
 
 
 @pytest.mark.parametrize("channels, path", [((3, 5), "gathered"), ((8, 16), "gathered"), ((9, 4), "taps"),
-                                            ((32, 16), "taps"), ((64, 64), "winograd")])
+                                            ((32, 16), "taps"), ((64, 128), "taps"),
+                                            ((128, 128), "winograd")])
 def test_each_conv3x3_kernel_equals_the_reference_op(channels, path):
     """Few input channels (an image), some, many: each of the three kernels, forward and all gradients."""
     C, O = channels
@@ -158,8 +159,8 @@ def test_fast_conv_ops_pass_gradcheck(shape, seed, relu):
 
 
 def test_winograd_op_passes_a_vjp_check():
-    """64 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
-    x, w, b, _ = arrays((1, 64, 64, 5, 4), seed=9, dtype=np.float64)
+    """128 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
+    x, w, b, _ = arrays((1, 128, 128, 5, 4), seed=9, dtype=np.float64)
     with tg.fast_paths(True):
         assert tg.check_vjp(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
 
@@ -331,8 +332,8 @@ def test_winograd_accuracy_on_a_vgg_sized_layer():
 
 
 def test_vgg_sized_channels_choose_winograd():
-    assert winograd.winograd_is_faster(64, 128) and winograd.winograd_is_faster(512, 512)
-    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 3)  # VGG's first
+    assert winograd.winograd_is_faster(128, 256) and winograd.winograd_is_faster(512, 512)
+    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 128)  # VGG's first three
 
 
 def test_fast_max_pool_kernel_equals_the_reference_on_a_padded_layout():
@@ -386,7 +387,7 @@ def test_the_reference_option_switches_the_fast_paths_off(request):
 
 
 # ---- frozen weights, prepared once --------------------------------------------------------------------
-@pytest.mark.parametrize("channels", [(3, 8), (16, 8), (64, 64)])
+@pytest.mark.parametrize("channels", [(3, 8), (16, 8), (128, 128)])
 def test_frozen_weights_are_prepared_once_and_again_after_an_in_place_write(channels):
     C, O = channels
     x, w, b, _ = arrays((1, C, O, 6, 5), seed=20)
@@ -410,7 +411,7 @@ def test_frozen_weights_are_prepared_once_and_again_after_an_in_place_write(chan
 
 def test_weights_trained_by_an_optimiser_between_frozen_uses():
     """Frozen (kept), then trained in place by SGD, then frozen again: every use sees the new weights."""
-    x, w, b, g = arrays((2, 64, 64, 5, 4), seed=21)
+    x, w, b, g = arrays((2, 128, 128, 5, 4), seed=21)
     weight = tg.nn.Parameter(w.copy(), requires_grad=False)
     optimiser = tg.optim.SGD([weight], lr=0.1)
 

@@ -47,7 +47,7 @@ A_T = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-major
 KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
 FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
-MIN_CHANNELS = 64  # Winograd from this many input and output channels on (PERFORMANCE.md)
+MIN_CHANNELS = 128  # Winograd from this many input and output channels on (PERFORMANCE.md)
 BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
 
 
