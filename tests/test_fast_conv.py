@@ -64,16 +64,31 @@ def test_fast_conv3x3_equals_the_reference_op(shape, seed, relu):
         assert rel_error(got, expected) < 1e-4
 
 
-@pytest.mark.parametrize("channels", [64, 128])
+@pytest.mark.parametrize("channels", [128, 256])
 def test_winograd_layers_equal_the_reference_op(channels):
-    """From 64 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
+    """From 128 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
     x, w, b, g = arrays((2, channels, channels, 9, 6), seed=channels)
     fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
     for got, expected in zip(fast, reference):
         assert rel_error(got, expected) < 1e-4
     with tg.fast_paths(True):
         y = F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)
-    assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.filter_tiles is not None
+    assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.path == "winograd"
+
+
+@pytest.mark.parametrize("channels, path", [((3, 5), "gathered"), ((8, 16), "gathered"), ((9, 4), "taps"),
+                                            ((32, 16), "taps"), ((64, 128), "taps"),
+                                            ((128, 128), "winograd")])
+def test_each_conv3x3_kernel_equals_the_reference_op(channels, path):
+    """Few input channels (an image), some, many: each of the three kernels, forward and all gradients."""
+    C, O = channels
+    x, w, b, g = arrays((2, C, O, 7, 6), seed=C)
+    fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
+    for got, expected in zip(fast, reference):
+        assert rel_error(got, expected) < 1e-4
+    with tg.fast_paths(True):
+        y = F.conv2d(Tensor(x, requires_grad=True), Tensor(w), Tensor(b), padding=1)
+    assert y._ctx.path == path
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -144,8 +159,8 @@ def test_fast_conv_ops_pass_gradcheck(shape, seed, relu):
 
 
 def test_winograd_op_passes_a_vjp_check():
-    """64 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
-    x, w, b, _ = arrays((1, 64, 64, 5, 4), seed=9, dtype=np.float64)
+    """128 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
+    x, w, b, _ = arrays((1, 128, 128, 5, 4), seed=9, dtype=np.float64)
     with tg.fast_paths(True):
         assert tg.check_vjp(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
 
@@ -230,6 +245,21 @@ def test_nine_gemms_match_im2col_forward_and_gradients(shape, seed):
     assert rel_error(conv3x3.conv3x3_padded_grad_bias(gpad), conv.conv2d_grad_bias(g)) < 1e-4
 
 
+@settings(max_examples=30)
+@given(shape=shapes, seed=st.integers(0, 2**16), block_bytes=st.sampled_from([1, 2**20]))
+def test_gathered_taps_match_im2col_forward_and_input_gradient(shape, seed, block_bytes):
+    x, w, b, g = arrays(shape, seed)
+    w_mat = conv3x3.weight_matrix(w)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv3x3, "BLOCK_BYTES", block_bytes)
+        mp.setattr(conv3x3, "MIN_BLOCK_ROWS", 1)
+        ypad = conv3x3.conv3x3_padded_gathered(channels_last.as_padded(x), w_mat, b, relu=True)
+        dx = conv3x3.conv3x3_padded_grad_input_gathered(channels_last.as_padded(g), w_mat)
+    assert channels_last.border_is_zero(ypad)
+    assert rel_error(channels_last.interior(ypad), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
+    assert dx.shape == x.shape and rel_error(dx, conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
+
+
 def test_output_is_zero_bordered_and_blocks_cover_every_row(monkeypatch):
     """Tiny blocks (many per image, some straddling two images) give the same result as one block."""
     x, w, b, _ = arrays((3, 4, 5, 6, 7), seed=1)
@@ -270,7 +300,7 @@ def test_as_padded_reuses_a_padded_buffer_and_copies_anything_else():
 def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_bytes):
     """Odd and even sizes (a half-used last tile), one band of tile rows or many."""
     x, w, b, g = arrays(shape, seed)
-    filter_tiles = winograd.filter_transform(conv3x3.weight_per_tap(w))
+    filter_tiles = winograd.filter_transform(w)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(winograd, "BAND_BYTES", band_bytes)
         ypad = winograd.winograd_conv3x3_padded(channels_last.as_padded(x), filter_tiles, b, relu=True)
@@ -283,8 +313,8 @@ def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_by
 def test_winograd_flip_permutes_the_tile_positions():
     """The transform of the flipped kernel is U with tile rows/columns 0 and 3 swapped."""
     w = np.random.default_rng(8).standard_normal((2, 3, 3, 3))
-    U = winograd.filter_transform(conv3x3.weight_per_tap(w))
-    U_of_flipped = winograd.filter_transform(conv3x3.weight_per_tap(w[:, :, ::-1, ::-1]))
+    U = winograd.filter_transform(w)
+    U_of_flipped = winograd.filter_transform(w[:, :, ::-1, ::-1])
     np.testing.assert_allclose(U[winograd.FLIP], U_of_flipped, rtol=1e-12)
 
 
@@ -294,7 +324,7 @@ def test_winograd_accuracy_on_a_vgg_sized_layer():
     x = np.maximum(rng.standard_normal((1, 128, 16, 16)), 0)
     w = rng.standard_normal((128, 128, 3, 3)) * np.sqrt(2 / (9 * 128))
     expected = conv.conv2d_forward(x, w, None, 1, 1)
-    U = winograd.filter_transform(conv3x3.weight_per_tap(w.astype(np.float32)))
+    U = winograd.filter_transform(w.astype(np.float32))
     y = channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x.astype(np.float32)), U))
     direct = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, 1, 1)
     assert rel_error(y, expected) < 5e-6
@@ -302,8 +332,8 @@ def test_winograd_accuracy_on_a_vgg_sized_layer():
 
 
 def test_vgg_sized_channels_choose_winograd():
-    assert winograd.winograd_is_faster(64, 128) and winograd.winograd_is_faster(512, 512)
-    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 3)  # VGG's first
+    assert winograd.winograd_is_faster(128, 256) and winograd.winograd_is_faster(512, 512)
+    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 128)  # VGG's first three
 
 
 def test_fast_max_pool_kernel_equals_the_reference_on_a_padded_layout():
@@ -341,7 +371,7 @@ def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
     x, w, b, _ = arrays((2, 128, 128, 9, 7), seed=12)
 
     def winograd_conv():
-        U = winograd.filter_transform(conv3x3.weight_per_tap(w))
+        U = winograd.filter_transform(w)
         return channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x), U, b, relu=True))
 
     many = winograd_conv()
@@ -354,3 +384,70 @@ def test_the_reference_option_switches_the_fast_paths_off(request):
     from tinygrad_cv.functional import fast_paths
 
     assert fast_paths.enabled() == (not request.config.getoption("--reference"))
+
+
+# ---- frozen weights, prepared once --------------------------------------------------------------------
+@pytest.mark.parametrize("channels", [(3, 8), (16, 8), (128, 128)])
+def test_frozen_weights_are_prepared_once_and_again_after_an_in_place_write(channels):
+    C, O = channels
+    x, w, b, _ = arrays((1, C, O, 6, 5), seed=20)
+    weight = Tensor(w)  # frozen: requires_grad is False
+
+    def fast_and_reference():
+        with tg.fast_paths(True):
+            y = F.conv2d(Tensor(x, requires_grad=True), weight, Tensor(b), padding=1)
+        with tg.fast_paths(False):
+            return y, F.conv2d(Tensor(x), weight, Tensor(b), padding=1).data
+
+    first, expected = fast_and_reference()
+    second, _ = fast_and_reference()
+    assert second._ctx.weights is first._ctx.weights  # prepared once
+    weight.data[O - 1, C - 1, 2, 0] += 1.0  # in place: the same array, other bits
+    third, changed = fast_and_reference()
+    assert third._ctx.weights is not first._ctx.weights
+    assert rel_error(third.data, changed) < 1e-4 and rel_error(first.data, expected) < 1e-4
+    assert rel_error(third.data, expected) > 1e-4
+
+
+def test_weights_trained_by_an_optimiser_between_frozen_uses():
+    """Frozen (kept), then trained in place by SGD, then frozen again: every use sees the new weights."""
+    x, w, b, g = arrays((2, 128, 128, 5, 4), seed=21)
+    weight = tg.nn.Parameter(w.copy(), requires_grad=False)
+    optimiser = tg.optim.SGD([weight], lr=0.1)
+
+    def conv(fast):
+        with tg.fast_paths(fast):
+            return F.conv2d_relu(Tensor(x, requires_grad=True), weight, Tensor(b), padding=1)
+
+    for step in range(3):
+        assert rel_error(conv(True).data, conv(False).data) < 1e-4
+        weight.requires_grad = True
+        with tg.fast_paths(step % 2 == 0):
+            (conv(True) * Tensor(g)).sum().backward()
+        optimiser.step()
+        optimiser.zero_grad()
+        weight.requires_grad = False
+    assert rel_error(weight.data, w) > 1e-3
+
+
+def test_prepared_weights_compare_bits_and_go_with_their_array():
+    import gc
+
+    from tinygrad_cv.kernels.fast import weight_cache
+
+    calls = []
+    cache = weight_cache.PreparedWeights(lambda w: calls.append(1) or w.sum())
+    w = np.arange(3 * weight_cache.COMPARE_CHUNK, dtype=np.float32)
+    cache(w), cache(w)
+    assert len(calls) == 1
+    w[-1] = np.nan  # past the first chunk; NaN equals itself bitwise
+    cache(w), cache(w)
+    assert len(calls) == 2
+    assert not weight_cache.same_bits(np.zeros(3), -np.zeros(3))
+    assert not weight_cache.same_bits(np.zeros(4, np.float32), np.zeros(4, np.float64))
+    assert not weight_cache.same_bits(np.zeros((2, 2)), np.zeros(4))
+    a = np.random.default_rng(0).standard_normal((4, 6))
+    assert weight_cache.same_bits(a[:, ::2], a[:, ::2].copy())
+    del w
+    gc.collect()
+    assert cache.entries == {}

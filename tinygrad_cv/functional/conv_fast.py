@@ -5,8 +5,10 @@ wrappers there take them when ``fast_paths`` is on and the inputs fit.
 
 ``Conv3x3Fast``: a 3x3 convolution with stride 1 and padding 1 on NumPy arrays (every layer of VGG).
 It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as nine
-row-offset GEMMs (kernels/fast/conv3x3.py) or, with many channels, by Winograd F(2x2, 3x3)
-(kernels/fast/winograd.py), with the ReLU fused when asked. Its output is an NCHW view of the padded
+row-offset GEMMs (kernels/fast/conv3x3.py), or with few input channels (an image) as one GEMM over
+the gathered taps (the same file), or with many channels by Winograd F(2x2, 3x3)
+(kernels/fast/winograd.py), with the ReLU fused when asked. Frozen weights are rearranged for the
+kernel once and kept while they stay unchanged (kernels/fast/weight_cache.py). Its output is an NCHW view of the padded
 buffer, which the next such layer (and the fast pooling kernels between them) reads without a copy.
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from tinygrad_cv.functional.depthwise_fast import DepthwiseConv2dFast
 from tinygrad_cv.functional.pointwise_fast import PointwiseConv2dFast
 from tinygrad_cv.kernels.fast import conv3x3, depthwise, pointwise, winograd
 from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
+from tinygrad_cv.kernels.fast.scratch import work_buffer
+from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
 
@@ -54,28 +58,49 @@ def pool_fits(x: TensorLike) -> bool:
     return isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f"
 
 
+# How each path wants its weights, kept between calls while a weight array is unchanged.
+_prepared = {path: PreparedWeights(prepare) for path, prepare in
+             (("gathered", conv3x3.weight_matrix), ("winograd", winograd.filter_transform),
+              ("taps", conv3x3.weight_per_tap))}
+
+
+def conv3x3_path(C: int, O: int) -> str:
+    """Which kernel computes a 3x3 convolution of C input and O output channels."""
+    if C <= conv3x3.FEW_CHANNELS:
+        return "gathered"  # an image: one GEMM over the gathered taps
+    return "winograd" if winograd.winograd_is_faster(C, O) else "taps"
+
+
 class Conv3x3Fast(Function):
     def forward(self, x: Any, w: Any, b: Any, relu: bool) -> Any:
         xpad = as_padded(x)  # (N, H+2, W+2, C); no copy when x came out of another such convolution
         self.relu, self.w_shape = relu, w.shape
         self.xpad = xpad if self.needs_grad[1] else None  # only the weight gradient reads it
-        tap_weights = conv3x3.weight_per_tap(w)  # (9, O, C)
-        if winograd.winograd_is_faster(w.shape[1], w.shape[0]):
-            self.tap_weights, self.filter_tiles = None, winograd.filter_transform(tap_weights)  # (16, O, C)
-            ypad = winograd.winograd_conv3x3_padded(xpad, self.filter_tiles, b, relu=relu)
+        self.path = conv3x3_path(w.shape[1], w.shape[0])
+        prepare = _prepared[self.path]
+        # Weights being trained change at every step: prepare them afresh, not kept.
+        self.weights = prepare.prepare(w) if self.needs_grad[1] else prepare(w)
+        if self.path == "gathered":
+            ypad = conv3x3.conv3x3_padded_gathered(xpad, self.weights, b, relu=relu)
+        elif self.path == "winograd":
+            ypad = winograd.winograd_conv3x3_padded(xpad, self.weights, b, relu=relu)  # weights: (16, O, C)
         else:
-            self.tap_weights, self.filter_tiles = tap_weights, None
-            ypad = conv3x3.conv3x3_padded(xpad, tap_weights, b, relu=relu)
+            ypad = conv3x3.conv3x3_padded(xpad, self.weights, b, relu=relu)  # weights: (9, O, C)
         self.ypad = ypad if relu else None  # the ReLU's mask
         return interior(ypad)  # (N, O, H, W), a view of the channels-last buffer
 
     def backward(self, grad: Any) -> tuple:
-        gpad = conv3x3.relu_mask_grad(grad, self.ypad) if self.relu else as_padded(grad)  # (N, H+2, W+2, O)
+        if self.relu:  # (N, H+2, W+2, O), read only inside this method: a work buffer, no fresh pages
+            gpad = conv3x3.relu_mask_grad(grad, self.ypad, out=work_buffer("Conv3x3Fast.gpad", self.ypad.shape, self.ypad.dtype))
+        else:
+            gpad = as_padded(grad)
         dx = dw = db = None
-        if self.needs_grad[0] and self.filter_tiles is not None:
-            dx = interior(winograd.winograd_conv3x3_padded(gpad, self.filter_tiles, flipped=True))
+        if self.needs_grad[0] and self.path == "gathered":
+            dx = conv3x3.conv3x3_padded_grad_input_gathered(gpad, self.weights)
+        elif self.needs_grad[0] and self.path == "winograd":
+            dx = interior(winograd.winograd_conv3x3_padded(gpad, self.weights, flipped=True))
         elif self.needs_grad[0]:
-            dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.tap_weights))
+            dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.weights))
         if self.needs_grad[1]:
             dw = conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(self.xpad, gpad))
         if self.needs_grad[2]:

@@ -40,13 +40,14 @@ import numpy as np
 
 from tinygrad_cv.kernels.fast.channels_last import zero_border
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
+from tinygrad_cv.kernels.fast.scratch import work_buffer
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 A_T = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-major
 KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
 FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
-MIN_CHANNELS = 64  # Winograd from this many input and output channels on (PERFORMANCE.md)
+MIN_CHANNELS = 128  # Winograd from this many input and output channels on (PERFORMANCE.md)
 BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
 
 
@@ -56,18 +57,19 @@ def winograd_is_faster(C: int, O: int) -> bool:
     return min(C, O) >= MIN_CHANNELS
 
 
-def filter_transform(tap_mats: Any) -> Any:
-    """U = G g G^T for every (output, input) channel pair: (9, O, C) taps -> (16, O, C).
+def filter_transform(w: Any) -> Any:
+    """U = G g G^T for every (output, input) channel pair: (O, C, 3, 3) weights -> (16, O, C).
 
-    One small product, vec(U) = (G kron G) vec(g), for all filters at once, in blocks of output
-    channels on every core.
+    One small product, vec(U) = (G kron G) vec(g), for all filters at once (each 3x3 filter a column
+    of the product's right factor, read from w in place), in blocks of output channels on every core.
     """
-    nine, O, C = tap_mats.shape
-    filter_tiles = np.empty((16, O, C), dtype=tap_mats.dtype)
-    kron = KRON_G.astype(tap_mats.dtype)
+    O, C = w.shape[:2]
+    filter_tiles = np.empty((16, O, C), dtype=w.dtype)
+    kron = KRON_G.astype(w.dtype)
 
     def output_channels(r: range) -> None:
-        np.matmul(kron, tap_mats[:, r.start:r.stop].reshape(9, -1), out=filter_tiles[:, r.start:r.stop].reshape(16, -1))
+        filters = w[r.start:r.stop].reshape(-1, 9).T  # (9, filters): vec(g) of each (o, c) pair
+        np.matmul(kron, filters, out=filter_tiles[:, r.start:r.stop].reshape(16, -1))
 
     parallel_map(output_channels, split(0, O, max(1, 2**18 // max(1, C)), at_least=2 * workers()))
     return filter_tiles
@@ -92,18 +94,19 @@ def winograd_conv3x3_padded(xpad: Any, filter_tiles: Any, bias: Optional[Any] = 
     th, tw = (H + 1) // 2, (W + 1) // 2  # tiles down and across; odd sizes get one half-used tile
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
 
+    def U(k: int) -> Any:  # tile position k's filters as a (C, O) matrix
+        return filter_tiles[FLIP[k]] if flipped else filter_tiles[k].T
+
     def band(tile_rows: range) -> None:  # transform, 16 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
         rows = whole_tiles(xpad[:, 2 * t0:2 * t1 + 2], 2 * (t1 - t0) + 2, 2 * tw + 2)
-        V = input_transform(rows, tw)  # (16, N*tiles, C)
-        M = np.empty((16, V.shape[1], out_channels), dtype=xpad.dtype)
+        V = input_transform(rows, tw, work_buffer("winograd.V", (16, N, t1 - t0, tw, C), xpad.dtype))
+        M = work_buffer("winograd.M", (16, N, t1 - t0, tw, out_channels), xpad.dtype)
         for k in range(16):
-            U_k = filter_tiles[FLIP[k]] if flipped else filter_tiles[k].T  # (C, O)
-            np.matmul(V[k], U_k, out=M[k])  # (tiles, C) @ (C, O)
+            np.matmul(V[k].reshape(-1, C), U(k), out=M[k].reshape(-1, out_channels))  # (tiles, C) @ (C, O)
         if bias is not None:
             M[5] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all 4 outputs
-        out_rows = ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)]
-        output_transform(M.reshape(16, N, t1 - t0, tw, out_channels), out_rows, W, relu)
+        output_transform(M, ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)], W, relu)
 
     tiles_per_band = max(1, BAND_BYTES // (16 * N * tw * max(C, out_channels) * xpad.itemsize))
     parallel_map(band, split(0, th, tiles_per_band, at_least=workers()))  # big bands: big products
@@ -122,24 +125,29 @@ def whole_tiles(rows: Any, height: int, width: int) -> Any:
     return out
 
 
-def input_transform(rows: Any, tw: int) -> Any:
+def input_transform(rows: Any, tw: int, out: Optional[Any] = None) -> Any:
     """V = B^T d B for every 4x4 tile in a band of padded input rows (N, 2*tiles_down + 2, 2*tw + 2, C).
 
-    Returns (16, N*tiles_down*tw, C), position k = 4*i + j of the transformed tile first. B^T is
-    applied to rows of tiles (stride-2 views of the image rows), then to columns the same way.
+    Returns V, (16, N, tiles_down, tw, C), position k = 4*i + j of the transformed tile first (``out``
+    if given). B^T is applied to rows of tiles (stride-2 views of the image rows), then to columns
+    the same way.
     """
-    N, R, _, C = rows.shape
+    N, R, Wp, C = rows.shape
     td = (R - 2) // 2
     d = [rows[:, r:r + 2 * td - 1:2] for r in range(4)]  # row r of every tile: (N, td, 2*tw+2, C)
-    t = [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]  # B^T d, one row of the result each
-    V = np.empty((16, N, td, tw, C), dtype=rows.dtype)
+    t = work_buffer("winograd.BtD", (4, N, td, Wp, C), rows.dtype)  # B^T d, one row of the result each
+    np.subtract(d[0], d[2], out=t[0])
+    np.add(d[1], d[2], out=t[1])
+    np.subtract(d[2], d[1], out=t[2])
+    np.subtract(d[1], d[3], out=t[3])
+    V = np.empty((16, N, td, tw, C), dtype=rows.dtype) if out is None else out
     for i in range(4):
         c = [t[i][:, :, j:j + 2 * tw - 1:2] for j in range(4)]  # column j of every tile
         np.subtract(c[0], c[2], out=V[4 * i + 0])  # (B^T d) B, one column at a time
         np.add(c[1], c[2], out=V[4 * i + 1])
         np.subtract(c[2], c[1], out=V[4 * i + 2])
         np.subtract(c[1], c[3], out=V[4 * i + 3])
-    return V.reshape(16, N * td * tw, C)
+    return V
 
 
 def output_transform(M: Any, out_rows: Any, W: int, relu: bool = False) -> None:
@@ -152,7 +160,9 @@ def output_transform(M: Any, out_rows: Any, W: int, relu: bool = False) -> None:
     dropped. ReLU, if asked, is applied on the way.
     """
     _, N, td, tw, O = M.shape
-    Y = (KRON_A.astype(M.dtype) @ M.reshape(16, -1)).reshape(2, 2, N, td, tw, O)  # A^T M A
+    Y = work_buffer("winograd.Y", (4, N * td * tw * O), M.dtype)
+    np.matmul(KRON_A.astype(M.dtype), M.reshape(16, -1), out=Y)  # A^T M A
+    Y = Y.reshape(2, 2, N, td, tw, O)
     for r in range(2):
         for c in range(2):
             out = out_rows[:, r::2, 1 + c:W + 1:2]  # (N, <= td, <= tw, O)
