@@ -32,9 +32,8 @@ import numpy as np
 
 from tinygrad_cv import backend
 from tinygrad_cv import functional as F
-from tinygrad_cv.functional import fast_paths
+from tinygrad_cv.functional import fast_paths, stylenet_fast
 from tinygrad_cv.io import stylenet_weights
-from tinygrad_cv.kernels.fast import style_layers
 from tinygrad_cv.nn.module import Module, Parameter
 from tinygrad_cv.nn.norm import EPS, ConditionalInstanceNorm2d, reflect_conv2d, reflection_pad2d
 from tinygrad_cv.tensor import Tensor, is_grad_enabled
@@ -90,7 +89,7 @@ class StyleNet(Module):
         self.expand = [ConvLayer(32, 8, 3, styles=styles, upsample=True),
                        ConvLayer(8, 4, 3, styles=styles, upsample=True), ConvLayer(4, 3, 9, styles=styles)]
         self.source = "untrained"
-        self._workspace = style_layers.Workspace()  # the fused inference path's buffers, kept between calls
+        self._workspace = stylenet_fast.Workspace()  # the fused inference path's buffers, kept between calls
 
     @property
     def styles(self) -> int:
@@ -162,41 +161,9 @@ class StyleNet(Module):
         return not wanted and all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
 
     def _forward_fused(self, image: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``forward`` on arrays, layer by layer with ``kernels/fast/style_layers.py``: every activation
-        lives in the next layer's reflection-padded channels-last buffer, and the normalisation,
-        ReLU, residual sum and upsampling are written into it in one pass."""
-        N, _, H, W = image.shape
-        H4, W4 = H + (-H % MULTIPLE), W + (-W % MULTIPLE)
-        layers = list(self._layers())
-        p = layers[0][1].w.shape[2] // 2
-        self._workspace.start(image.shape)
-        empty = self._workspace.empty  # buffers kept for the next picture of this size
-        buf = style_layers.padded_buffer(N, H4, W4, 3, p, empty=empty)
-        inner = style_layers.interior(buf, p)
-        inner[:, :H, :W] = image.transpose(0, 2, 3, 1)
-        if H4 > H:  # up to a multiple of 4, as reflection_pad2d(image, (0, ph, 0, pw)) in forward
-            inner[:, H:] = inner[:, H - 2:2 * H - 2 - H4:-1]
-        if W4 > W:
-            inner[:, :, W:] = inner[:, :, W - 2:2 * W - 2 - W4:-1]
-        style_layers.reflect_borders(buf, p)
-        blend = w.reshape(-1, self.styles)
-        for (name, layer), (_, following) in zip(layers, layers[1:] + [(None, None)]):
-            last = following is None  # expand.2, whose output is returned: a new array, not the workspace's
-            y, mean, var = style_layers.conv_bands(buf, layer.w.data, layer.stride, np.empty if last else empty)
-            gamma, beta = blend @ layer.norm.gamma.data, blend @ layer.norm.beta.data  # (N or 1, C)
-            if last:  # the sigmoid, in place
-                style_layers.normalise_into(y, mean, var, gamma, beta, EPS, y, act="sigmoid")
-                return y.transpose(0, 3, 1, 2)[:, :, :H, :W]
-            if name.startswith("res.") and name.endswith(".0"):
-                block_input = buf  # kept for the block's sum; the block's inner layer gets a new buffer
-            closes_block = name.startswith("res.") and name.endswith(".1")  # adds the block's input
-            residual = style_layers.interior(block_input, 1) if closes_block else None
-            q, up = following.w.shape[2] // 2, 2 if following.upsample else 1
-            buf = style_layers.padded_buffer(N, y.shape[1] * up, y.shape[2] * up, y.shape[3], q, empty=empty)
-            style_layers.normalise_into(y, mean, var, gamma, beta, EPS, style_layers.interior(buf, q),
-                                        act="relu" if residual is None else "none", residual=residual, upsample=up)
-            style_layers.reflect_borders(buf, q)
-        raise AssertionError("the last layer returns")
+        """``forward`` on arrays through ``functional/stylenet_fast.py`` (fused channels-last layers)."""
+        return stylenet_fast.forward_fused(list(self._layers()), image, w.reshape(-1, self.styles),
+                                           self._workspace, MULTIPLE)
 
     # ---- weights ------------------------------------------------------------------------------------
     def state_arrays(self) -> Dict[str, Any]:
