@@ -119,6 +119,6 @@ for layer in ("conv2_2", "conv4_2"):
     print(f"{layer}: {shares[-1]:.0%} of the pixels have a gradient error above 10% of the mean gradient")
 tiles_and_roll = dream(vgg, photo, replace(default, tile_size=96)).image
 save("tiles_and_roll.png", image_grid(maps + [four.image, tiles_and_roll],
-                                      labels=[f"conv2_2: |tiled - whole|", f"conv4_2: |tiled - whole|",
+                                      labels=["conv2_2: |tiled - whole|", "conv4_2: |tiled - whole|",
                                               "conv4_2 dream, one piece", "96 px tiles + roll"]))
 print(f"lesson ran in {time.perf_counter() - t0:.0f} s")

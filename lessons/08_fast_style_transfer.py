@@ -172,11 +172,11 @@ numbers = {"fast, new style": picture_style_loss(fast_picture), "Gatys, 50 it.":
            f"Gatys, {GATYS_ITERS} it.": picture_style_loss(gatys.image)}
 print(f"relative style loss on 10 held-out views: start (mean of the 26 styles) {loss_start:.3f}, "
       f"new style {loss_new:.3f} (ratio {loss_new / loss_start:.2f})")
-print(f"on this photo: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
+print("on this photo: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
 print(f"time at {side} px: fast style {fast_seconds:.2f} s, Gatys {GATYS_ITERS} iterations {gatys_seconds:.0f} s "
       f"({gatys_seconds / fast_seconds:.0f}x)")
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-titles = [f"painting", f"fast, new style\n{fast_seconds:.2f} s, style loss {numbers['fast, new style']:.2f}",
+titles = ["painting", f"fast, new style\n{fast_seconds:.2f} s, style loss {numbers['fast, new style']:.2f}",
           f"Gatys, 50 iterations\nstyle loss {numbers['Gatys, 50 it.']:.2f}",
           f"Gatys, {GATYS_ITERS} iterations\n{gatys_seconds:.0f} s, style loss {numbers[f'Gatys, {GATYS_ITERS} it.']:.2f}"]
 for ax, picture, title in zip(axes, [fit_longest_side(painting, side), fast_picture, snapshots[50], gatys.image], titles):

@@ -35,7 +35,7 @@ from tinygrad_cv import functional as F
 from tinygrad_cv.functional import fast_paths, stylenet_fast
 from tinygrad_cv.io import stylenet_weights
 from tinygrad_cv.nn.module import Module, Parameter
-from tinygrad_cv.nn.norm import EPS, ConditionalInstanceNorm2d, reflect_conv2d, reflection_pad2d
+from tinygrad_cv.nn.norm import ConditionalInstanceNorm2d, reflect_conv2d, reflection_pad2d
 from tinygrad_cv.tensor import Tensor, is_grad_enabled
 
 MIN_SIDE = 8

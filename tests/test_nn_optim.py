@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn, optim
 

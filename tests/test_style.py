@@ -11,8 +11,7 @@ from tinygrad_cv import Tensor
 from tinygrad_cv.cli import main
 from tinygrad_cv.vision.render import Objective, PixelParam, RenderSettings, render
 from tinygrad_cv.vision.samples import sample_photo, swirl_painting
-from tinygrad_cv.vision.style import (StyleSettings, content_loss, original_colors, relative_squared_error,
-                                      style_loss, stylize, tv_loss)
+from tinygrad_cv.vision.style import (StyleSettings, content_loss, original_colors, style_loss, stylize, tv_loss)
 
 rng = np.random.default_rng(0)
 

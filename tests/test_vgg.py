@@ -1,8 +1,6 @@
 """VGG16/VGG19: layer names, truncation, preprocessing, weights, and a float64 NumPy reference."""
 from __future__ import annotations
 
-import os
-import time
 
 import numpy as np
 import pytest

@@ -49,7 +49,7 @@ def _list(data_dir) -> int:
 
     from tinygrad_cv import data
 
-    print(f"digits: bundled with scikit-learn (1797 images, 8x8), always ready")
+    print("digits: bundled with scikit-learn (1797 images, 8x8), always ready")
     for name in IDX_DATASETS:
         folder = Path(data_dir) if data_dir else data.dataset_dir(name)
         try:
