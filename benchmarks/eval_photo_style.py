@@ -61,6 +61,8 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
     images = {}
     saved = out / f"pair{index}.json"
     for kind in {"plain", "photo"} - set(kinds):  # keep an earlier run's result (e.g. plain, when tuning --photo)
+        if not (out / f"pair{index}_{kind}.png").exists():
+            continue  # not run yet: this pair's record lacks it until it is
         previous = json.loads(saved.read_text())
         record.update({k: v for k, v in previous.items() if k.startswith(f"seconds_{kind}")})
         for name in (kind, f"{kind}+smooth"):
@@ -77,12 +79,14 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
         images[f"{kind}+smooth"] = smooth(result.image, resize(content, result.image.shape[:2]))
         record[f"seconds_{kind}_smooth"] = round(time.perf_counter() - start, 1)
         print(f"{record['pair']}: {kind} in {record[f'seconds_{kind}']} s ({len(result.history)} iterations)", flush=True)
-    images["content"] = resize(content, images["plain"].shape[:2])
+    shape = next(iter(images.values())).shape[:2]
+    images["content"] = resize(content, shape)
     model = load_vgg("vgg16")
     for kind in KINDS:
-        record["rows"][kind] = measure(model, images[kind], content, [look])
-        save_image(out / f"pair{index}_{kind.replace('+', '_')}.png", images[kind])
-    save_image(out / f"pair{index}_look.png", resize(look, images["plain"].shape[:2]))
+        if kind in images:
+            record["rows"][kind] = measure(model, images[kind], content, [look])
+            save_image(out / f"pair{index}_{kind.replace('+', '_')}.png", images[kind])
+    save_image(out / f"pair{index}_look.png", resize(look, shape))
     (out / f"pair{index}.json").write_text(json.dumps(record, indent=1))
     return record
 
