@@ -114,7 +114,7 @@ show([(np.clip(warm, 0, 1) * 255).astype(np.uint8), shifted, noisy],
 # may blow the sky's faint noise up into a ghost of the look's flower; `photo_settings()`, the recipe
 # of `tinygrad-cv style --photo`, uses 1e-3 (matting weight 1e3, style weight 10). When the style
 # loss has not fallen to 0.45 of the content's after half the iterations (a night photo given
-# daylight), the recipe runs the rest with 100 times the style weight until it has: more style,
+# daylight), the recipe runs the rest with 100 times the style weight: more style,
 # bought with less of a photo.
 
 # %%

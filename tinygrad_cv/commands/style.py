@@ -42,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"weight of the matting-Laplacian term (default {d.photo_weight}; --photo {ph.photo_weight:g})")
     p.add_argument("--style-target", type=finite_float,
                    help=f"if the style loss has not fallen to this fraction of the content's after half the iterations, "
-                        f"the rest run with {ph.style_boost:g} times the style weight until it has (default "
+                        f"the rest run with {ph.style_boost:g} times the style weight (default "
                         f"{d.style_target:g}: off; --photo {ph.style_target:g})")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                    help=f"closed-form smoothing of the result (Li et al. 2018; default {'on' if d.smooth else 'off'}, "
