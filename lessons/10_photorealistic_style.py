@@ -112,7 +112,8 @@ show([(np.clip(warm, 0, 1) * 255).astype(np.uint8), shifted, noisy],
 # The regulariser eps matters: it penalises each window's slope, so where the content is almost
 # flat (the sky here) the output has to stay almost flat too. With Levin's eps of 1e-7 the optimiser
 # may blow the sky's faint noise up into a ghost of the look's flower; `photo_settings()`, the recipe
-# of `tinygrad-cv style --photo`, uses 1e-3 (matting weight 1e3, style weight 10). More style can be
+# of `tinygrad-cv style --photo`, uses 1e-5 (matting weight 1e3, style weight 10): 1e-3 clears the
+# sky, but on other pairs it holds back much of the style. More style can be
 # forced (`style_target=0.45`: if the style loss has not fallen to 0.45 of the content's after half
 # the iterations, the rest run with 100 times the style weight), but it is bought with the photo: on
 # a short run like this one (50 + 50 steps) it paints the look's flower over the temple.
