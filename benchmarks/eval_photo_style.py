@@ -17,7 +17,7 @@ that need it are skipped without it).
 Run one pair at a time (each about 4-5 minutes at 256 px on 2 free cores), then the report:
 
     python benchmarks/eval_photo_style.py --pair 0      # ... --pair 3; results go to runs/eval_photo
-    python benchmarks/eval_photo_style.py --report      # results.md, contact_sheet.png and strip.png from them
+    python benchmarks/eval_photo_style.py --report      # results.md, contact_sheet.png and strip.jpg from them
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from tinygrad_cv.vision.sheets import image_grid  # noqa: E402
 PAIRS = [("china.jpg", "flower.jpg"), ("flower.jpg", "china.jpg"), ("chelsea", "coffee"), ("rocket", "china.jpg")]
 KINDS = ("content", "plain", "plain+smooth", "photo", "photo+smooth")
 CELL = (170, 256)  # contact-sheet cell (H, W): all these photos are about 2:3
-STRIP_PAIRS, STRIP_CELL = (0, 2), (150, 225)
+STRIP_CELL = (150, 225)  # README's figure (docs/photo_style.jpg): every pair, 4 columns, a small JPEG
 
 
 def photo(name: str) -> np.ndarray:
@@ -61,6 +61,8 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
     images = {}
     saved = out / f"pair{index}.json"
     for kind in {"plain", "photo"} - set(kinds):  # keep an earlier run's result (e.g. plain, when tuning --photo)
+        if not (out / f"pair{index}_{kind}.png").exists():
+            continue  # not run yet: this pair's record lacks it until it is
         previous = json.loads(saved.read_text())
         record.update({k: v for k, v in previous.items() if k.startswith(f"seconds_{kind}")})
         for name in (kind, f"{kind}+smooth"):
@@ -77,12 +79,14 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
         images[f"{kind}+smooth"] = smooth(result.image, resize(content, result.image.shape[:2]))
         record[f"seconds_{kind}_smooth"] = round(time.perf_counter() - start, 1)
         print(f"{record['pair']}: {kind} in {record[f'seconds_{kind}']} s ({len(result.history)} iterations)", flush=True)
-    images["content"] = resize(content, images["plain"].shape[:2])
+    shape = next(iter(images.values())).shape[:2]
+    images["content"] = resize(content, shape)
     model = load_vgg("vgg16")
     for kind in KINDS:
-        record["rows"][kind] = measure(model, images[kind], content, [look])
-        save_image(out / f"pair{index}_{kind.replace('+', '_')}.png", images[kind])
-    save_image(out / f"pair{index}_look.png", resize(look, images["plain"].shape[:2]))
+        if kind in images:
+            record["rows"][kind] = measure(model, images[kind], content, [look])
+            save_image(out / f"pair{index}_{kind.replace('+', '_')}.png", images[kind])
+    save_image(out / f"pair{index}_look.png", resize(look, shape))
     (out / f"pair{index}.json").write_text(json.dumps(record, indent=1))
     return record
 
@@ -113,11 +117,10 @@ def report(out: Path) -> str:
             cells.append(resize(load_image(out / f"pair{i}_{kind.replace('+', '_')}.png"), CELL))
             labels.append(f"{r['pair']}: {kind}" if kind == "content" else kind)
     save_image(out / "contact_sheet.png", image_grid(cells, columns=5, labels=labels))
-    strip = [r for r in records if r["index"] in STRIP_PAIRS]
-    cells = [resize(load_image(out / f"pair{r['index']}_{kind}.png"), STRIP_CELL) for r in strip
+    cells = [resize(load_image(out / f"pair{r['index']}_{kind}.png"), STRIP_CELL) for r in records
              for kind in ("content", "look", "plain", "photo")]
-    labels = [label for r in strip for label in (r["pair"], "look", "style", "style --photo")]
-    save_image(out / "strip.png", image_grid(cells, columns=4, labels=labels))  # README's before/after strip
+    labels = [label for r in records for label in (r["pair"], "look", "style", "style --photo")]
+    save_image(out / "strip.jpg", image_grid(cells, columns=4, labels=labels))  # README's before/after strip
     return text
 
 

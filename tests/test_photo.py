@@ -12,7 +12,7 @@ from tinygrad_cv.vision import masks
 from tinygrad_cv.vision.matting import (matting_energy, matting_laplacian, relative_matting_energy, smooth)
 from tinygrad_cv.vision.render import RenderSettings, PixelParam, render
 from tinygrad_cv.vision.samples import sample_photo
-from tinygrad_cv.vision.style import StyleSettings, fit_longest_side, measure, stylize
+from tinygrad_cv.vision.style import StyleSettings, fit_longest_side, measure, photo_settings, stylize
 
 rng = np.random.default_rng(0)
 
@@ -98,6 +98,18 @@ def test_photo_term_keeps_the_output_nearer_a_photo(imagenet_vgg16):
     e_plain = measure(vgg, plain.image, content, [style])["energy"]
     e_photo = measure(vgg, photo.image, content, [style])["energy"]
     assert e_photo < e_plain / 5, (e_plain, e_photo)
+
+
+def test_the_style_weight_is_boosted_only_when_the_style_target_is_not_reached(imagenet_vgg16):
+    vgg, _ = imagenet_vgg16
+    content, style = small_photo(32), sample_photo("flower.jpg")
+    easy = stylize(vgg, content, [style], photo_settings(size=32, iters=6, style_target=0.999))
+    assert len(easy.history) == 3 and easy.status == "done"  # reached after the first half: stops there
+    hard = stylize(vgg, content, [style], photo_settings(size=32, iters=6, style_target=1e-9, style_boost=100))
+    assert len(hard.history) == 6 and hard.status == "done"
+    assert hard.history[3]["style"] > 10 * hard.history[2]["style"]  # the second half weighs style 100 times
+    with pytest.raises(ValueError, match="style_target"):
+        stylize(vgg, content, [style], photo_settings(size=32, iters=2, style_target=1.5))
 
 
 # ---- masks ----------------------------------------------------------------------------------------------

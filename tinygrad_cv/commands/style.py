@@ -40,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="photorealistic transfer: the content's matting Laplacian keeps the result a photo")
     p.add_argument("--photo-weight", type=finite_float,
                    help=f"weight of the matting-Laplacian term (default {d.photo_weight}; --photo {ph.photo_weight:g})")
+    p.add_argument("--style-target", type=finite_float,
+                   help=f"if the style loss has not fallen to this fraction of the content's after half the iterations, "
+                        f"the rest run with {ph.style_boost:g} times the style weight (default "
+                        f"{d.style_target:g}: off; --photo {ph.style_target:g})")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                    help=f"closed-form smoothing of the result (Li et al. 2018; default {'on' if d.smooth else 'off'}, "
                         f"--photo {'on' if ph.smooth else 'off'})")
@@ -77,7 +81,8 @@ def _load_inputs(args: argparse.Namespace) -> tuple:
     return images[0], images[1:]
 
 
-RECIPE_OPTIONS = ("iters", "content_weight", "style_weight", "tv_weight", "photo_weight", "smooth", "init", "pooling")
+RECIPE_OPTIONS = ("iters", "content_weight", "style_weight", "tv_weight", "photo_weight", "smooth", "init", "pooling",
+                  "style_target")
 
 
 def _settings(args: argparse.Namespace):
