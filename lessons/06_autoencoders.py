@@ -140,9 +140,18 @@ save_figure(fig, OUT, "codes_2d.png")
 # grows the image with **nearest-neighbour upsampling followed by a convolution** rather than a
 # transposed convolution, which paints overlapping kernels unevenly and leaves checkerboard
 # patterns (Odena, Dumoulin & Olah 2016).
+#
+# One detail of its initialisation matters. `output_mean` sets the last convolution's bias to the
+# logit of the training images' mean pixel, so the untrained model draws a flat image of the average
+# brightness. Without it the untrained output is a grey of 0.5; on MNIST, where most pixels are 0,
+# Adam's first steps then push every decoder weight towards "darker" at once, the sigmoid's input
+# reaches -300 within some 20 steps, the sigmoid saturates, its gradient vanishes, and the model is
+# stuck drawing a black image for every digit (error 0.11). PyTorch, given the same weights and
+# batches, does exactly the same.
 
 # %%
-conv = ae.ConvAutoencoder(SHAPE, channels=(16, 32), code=8, rng=np.random.default_rng(0))
+conv = ae.ConvAutoencoder(SHAPE, channels=(16, 32), code=8, rng=np.random.default_rng(0),
+                          output_mean=float(train.images.mean()))
 print(conv)
 n_params = {name: sum(p.size for p in m.parameters()) for name, m in [("dense", dense), ("conv", conv)]}
 results["conv"], seconds = fit(conv, epochs=SETTINGS["conv_epochs"])
@@ -155,9 +164,7 @@ rows([("held-out input", held.images[SHOW]), ("dense, code 8", ae.reconstruct(de
 # On 8x8 digits the convolutional model is not much better than the dense one: there is little
 # spatial structure to share at this size. On 28x28 MNIST it has far fewer weights than the dense
 # model for the same code; compare the two errors printed above (it also had fewer epochs here,
-# since each of its steps costs more). An error near 0.11 on MNIST means it has not yet left the
-# plateau where it draws the same blur for every digit (the sigmoid output with a squared error gives
-# small gradients at the start); with these settings two epochs are not always enough.
+# since each of its steps costs more).
 #
 # ## 4. A denoising autoencoder
 # Train the same dense network to rebuild the *clean* digit from a *corrupted* one (Vincent et al.

@@ -172,10 +172,18 @@ class ConvAutoencoder(Autoencoder):
 
     Shape: (N, C, H, W) -> (N, code) -> (N, C, H, W); H and W must be divisible by 2^len(channels).
     With (1, 8, 8) and channels (16, 32): 8x8 -> 4x4 -> 2x2, so 32*2*2 = 128 values go to the code.
+
+    ``output_mean``: the mean pixel value of the training images. The last convolution's bias then
+    starts at its logit, so the untrained decoder draws a flat image of the average brightness. Pass
+    it for data that is mostly black, such as MNIST (mean 0.13): started from PyTorch's default
+    initialisation (a grey of 0.5 everywhere), the first Adam steps move every decoder weight towards
+    a darker output at once, the logits reach -300 within some 20 steps, the sigmoid saturates, its
+    gradient vanishes, and the model stays at the error of a black image (0.11) whatever the digit.
+    PyTorch, with the same weights and batches, does exactly the same (see ``start_at_mean``).
     """
 
     def __init__(self, image_shape: Sequence[int] = (1, 8, 8), channels: Sequence[int] = (16, 32), code: int = 8,
-                 rng: Optional[np.random.Generator] = None) -> None:
+                 rng: Optional[np.random.Generator] = None, output_mean: Optional[float] = None) -> None:
         from tinygrad_cv.nn.conv import Conv2d, MaxPool2d, Upsample
 
         C, H, W = self.image_shape = tuple(image_shape)
@@ -195,6 +203,22 @@ class ConvAutoencoder(Autoencoder):
             up += [Upsample(scale_factor=2), Conv2d(c_in, c_out, 3, padding=1, rng=rng), nn.ReLU()]
         up += [Conv2d(widths[-1], C, 3, padding=1, rng=rng), nn.Sigmoid()]
         self.encoder, self.decoder = nn.Sequential(*down), nn.Sequential(*up)
+        if output_mean is not None:
+            start_at_mean(self.decoder[-2], output_mean)
+
+
+def start_at_mean(layer: nn.Module, mean: float) -> None:
+    """Set the bias of ``layer``, the layer before an output sigmoid, to logit(mean), so that the
+    untrained model outputs about ``mean`` everywhere (its weights add only a little around it).
+
+    This is the usual advice to "initialise the last layer's bias to the data's prior": the first
+    gradient steps then go to the shapes of the images rather than to their overall brightness.
+    ``mean`` is clipped to [0.01, 0.99] (an all-black or all-white data set would give an infinite logit).
+    """
+    if not math.isfinite(mean):
+        raise ValueError(f"start_at_mean: the mean pixel value must be a finite number, got {mean}")
+    p = min(max(float(mean), 0.01), 0.99)
+    layer.bias.data[...] = math.log(p / (1.0 - p))
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -246,14 +270,17 @@ class LinearAutoencoder(Autoencoder):
 
 def build_autoencoder(kind: str, image_shape: Sequence[int], code: int = 8, hidden: Sequence[int] = (128,),
                       channels: Sequence[int] = (16, 32), noise: Noise = Noise(), sparsity: float = 1e-3,
-                      linear_bias: bool = True, rng: Optional[np.random.Generator] = None) -> Autoencoder:
-    """One of MODELS by name. ``denoising`` wraps a dense autoencoder with the same hidden sizes."""
+                      linear_bias: bool = True, rng: Optional[np.random.Generator] = None,
+                      output_mean: Optional[float] = None) -> Autoencoder:
+    """One of MODELS by name. ``denoising`` wraps a dense autoencoder with the same hidden sizes.
+    ``output_mean`` (the training images' mean pixel) starts the conv decoder at that brightness
+    (``ConvAutoencoder``); the other models ignore it."""
     if code < 1:
         raise ValueError(f"code size must be at least 1, got {code}")
     if kind == "dense":
         return DenseAutoencoder(image_shape, hidden, code, rng=rng)
     if kind == "conv":
-        return ConvAutoencoder(image_shape, channels, code, rng=rng)
+        return ConvAutoencoder(image_shape, channels, code, rng=rng, output_mean=output_mean)
     if kind == "denoising":
         return DenoisingAutoencoder(DenseAutoencoder(image_shape, hidden, code, rng=rng), noise)
     if kind == "sparse":

@@ -11,6 +11,7 @@ import tinygrad_cv as tg
 import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn
 from tinygrad_cv.functional import conv_fast, depthwise_fast, pointwise_fast
+from tinygrad_cv.functional.strided_conv_fast import StridedConv2dFast
 
 gradcheck_settings = settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -103,7 +104,7 @@ def test_pointwise_fast_equals_reference_in_float32():
 def test_fast_paths_decline_what_they_do_not_compute():
     x = np.zeros((1, 4, 5, 5))
     assert conv_fast.grouped_fast_op(x, np.zeros((4, 2, 3, 3)), None, 1, 1, 1, 2) is None  # grouped, not depthwise
-    assert conv_fast.grouped_fast_op(x, np.zeros((4, 4, 1, 1)), None, 2, 0, 1, 1) is None  # strided 1x1
+    assert conv_fast.grouped_fast_op(x, np.zeros((4, 4, 1, 1)), None, 2, 0, 1, 1) is StridedConv2dFast  # not pointwise
     assert conv_fast.grouped_fast_op(x.astype(np.float32), np.zeros((4, 1, 3, 3)), None, 1, 1, 1, 4) is None  # dtypes differ
 
 

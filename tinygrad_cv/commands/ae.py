@@ -163,7 +163,10 @@ class Progress:
 class Run:
     """A model, its optimiser, its noise generator and its Progress, saved to and loaded from a folder."""
 
-    def __init__(self, folder: Path, config: TrainConfig, image_shape: tuple, device: str = "cpu") -> None:
+    def __init__(self, folder: Path, config: TrainConfig, image_shape: tuple, device: str = "cpu",
+                 output_mean: Optional[float] = None) -> None:
+        """output_mean: the training images' mean pixel; the conv decoder starts at that brightness
+        (models.autoencoder.start_at_mean: without it the conv model collapses on MNIST)."""
         import numpy as np
 
         from models.autoencoder import build_autoencoder
@@ -178,7 +181,7 @@ class Run:
         else:
             self.model = build_autoencoder(config.model, image_shape, config.code, hidden=config.hidden,
                                            channels=config.channels, noise=config.noise_settings(),
-                                           sparsity=config.sparsity, rng=self.rng)
+                                           sparsity=config.sparsity, rng=self.rng, output_mean=output_mean)
         self.model.to(device)
         self.optimizer = optim.Adam(self.model.parameters(), lr=config.lr)
         self.progress = Progress()
@@ -472,7 +475,7 @@ def prepare_run(args: argparse.Namespace) -> Tuple[Run, Any, Any]:
         if (folder / "checkpoint.npz").exists():
             raise ValueError(f"{folder} already holds a run; pass --resume to continue it or choose another -o")
     train_set, held_out = load_split(config.dataset, folder=args.data_dir)
-    run = Run(folder, config, train_set.image_shape, device=args.device)
+    run = Run(folder, config, train_set.image_shape, device=args.device, output_mean=float(train_set.images.mean()))
     folder.mkdir(parents=True, exist_ok=True)
     if args.resume and run.checkpoint_path.is_file():
         run.load()

@@ -8,8 +8,8 @@ Gradients that nobody asked for are not computed: a convolution inside a frozen 
 with respect to the image (style transfer, feature visualisation), skips the weight gradient, which
 would cost as much as the forward pass, and does not even keep its input for it.
 
-conv2d and conv2d_relu have a CPU fast path (conv_fast.py), and the poolings fast kernels
-(kernels/fast/pool.py); each wrapper below says in one line when it is taken, and
+conv2d and conv2d_relu have a CPU fast path (conv_fast.py), the poolings and the upsampling fast
+kernels (kernels/fast/pool.py, upsample.py); each wrapper below says in one line when it is taken, and
 ``tinygrad_cv.fast_paths(False)`` turns them all off.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Optional
 from tinygrad_cv.functional import conv_fast, fast_paths
 from tinygrad_cv.functional.elementwise import relu
 from tinygrad_cv.kernels import conv, pool, upsample
-from tinygrad_cv.kernels.fast import pool as fast_pool
+from tinygrad_cv.kernels.fast import pool as fast_pool, upsample as fast_upsample
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.kernels.upsample import Scale
 from tinygrad_cv.tensor import Function, Tensor, TensorLike
@@ -160,17 +160,16 @@ def avg_pool2d(x: TensorLike, kernel_size: IntOrPair, stride: Optional[IntOrPair
 
 
 class UpsampleNearest2d(Function):
-    def forward(self, x: Any, scale_factor: Scale) -> Any:
-        self.scale_factor = scale_factor
-        return upsample.upsample_nearest2d_forward(x, scale_factor)
+    def forward(self, x: Any, scale_factor: Scale, kernels: ModuleType) -> Any:
+        self.scale_factor, self.kernels = scale_factor, kernels
+        return kernels.upsample_nearest2d_forward(x, scale_factor)
 
     def backward(self, grad: Any) -> Any:
-        return upsample.upsample_nearest2d_backward(grad, self.scale_factor)
+        return self.kernels.upsample_nearest2d_backward(grad, self.scale_factor)
 
 
 def upsample_nearest2d(x: TensorLike, scale_factor: Scale) -> Tensor:
-    """Repeat every pixel into a scale_factor x scale_factor block (a whole number, or a pair).
-
-    (N, C, H, W) -> (N, C, H*sh, W*sw). Gradient: the sum of the gradient over each block.
-    """
-    return UpsampleNearest2d.apply(x, scale_factor=scale_factor)
+    """Repeat every pixel into a scale_factor x scale_factor block (a whole number, or a pair):
+    (N, C, H, W) -> (N, C, H*sh, W*sw). Gradient: the sum of the gradient over each block."""
+    kernels = fast_upsample if fast_paths.enabled() and conv_fast.pool_fits(x) else upsample
+    return UpsampleNearest2d.apply(x, scale_factor=scale_factor, kernels=kernels)

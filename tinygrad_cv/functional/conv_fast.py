@@ -19,7 +19,8 @@ import numpy as np
 
 from tinygrad_cv.functional.depthwise_fast import DepthwiseConv2dFast
 from tinygrad_cv.functional.pointwise_fast import PointwiseConv2dFast
-from tinygrad_cv.kernels.fast import conv3x3, depthwise, pointwise, winograd
+from tinygrad_cv.functional.strided_conv_fast import StridedConv2dFast
+from tinygrad_cv.kernels.fast import conv3x3, depthwise, pointwise, strided_conv, winograd
 from tinygrad_cv.kernels.fast.channels_last import as_padded, interior
 from tinygrad_cv.kernels.fast.scratch import work_buffer
 from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
@@ -39,7 +40,7 @@ def conv3x3_fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: 
 
 def grouped_fast_op(x: TensorLike, w: TensorLike, b: Optional[TensorLike], stride: IntOrPair,
                     padding: IntOrPair, dilation: IntOrPair, groups: int) -> Optional[Type[Function]]:
-    """The fast Function for a depthwise (groups = channels) or a 1x1 convolution, or None.
+    """The fast Function for a depthwise (groups = channels), a 1x1 or a small strided convolution, or None.
 
     Depthwise: functional/depthwise_fast.py (kernels/fast/depthwise.py); 1x1 with stride 1 and no
     padding: functional/pointwise_fast.py (kernels/fast/pointwise.py). EfficientNet is made of both.
@@ -49,6 +50,8 @@ def grouped_fast_op(x: TensorLike, w: TensorLike, b: Optional[TensorLike], strid
         return DepthwiseConv2dFast
     if pointwise.supports(*arrays):
         return PointwiseConv2dFast
+    if strided_conv.supports(*arrays):  # small strided layers: im2col channels-last (strided_conv.py)
+        return StridedConv2dFast
     return None
 
 

@@ -45,6 +45,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from tinygrad_cv.kernels.fast import thin_conv
 from tinygrad_cv.kernels.fast.channels_last import interior, padded_buffer_of, zero_border
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 from tinygrad_cv.kernels.fast.scratch import work_buffer
@@ -135,6 +136,8 @@ def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: b
 def conv3x3_padded_grad_input(gpad: Any, tap_mats: Any) -> Any:
     """dL/dx for y = conv3x3_padded(x, tap_mats), given dL/dy as a zero-bordered (N, H+2, W+2, O)
     buffer. Returns (N, H+2, W+2, C), zero-bordered: the gradient for the interior of x."""
+    if gpad.shape[3] <= thin_conv.MAX_CHANNELS:  # few output channels: one product (thin_conv.py)
+        return thin_conv.grad_input_few_outputs(gpad, tap_mats, tap_offsets(gpad.shape[2] - 2))
     return conv3x3_padded(gpad, tap_mats, transpose_taps=True)
 
 
