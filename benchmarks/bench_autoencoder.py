@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from models.autoencoder import build_autoencoder, reconstruction_mse, train_step  # noqa: E402
 from tinygrad_cv import nn, optim  # noqa: E402
 from tinygrad_cv.data import DataLoader, load_split  # noqa: E402
-from tinygrad_cv.nn.conv import Conv2d, MaxPool2d, Upsample  # noqa: E402
+from tinygrad_cv.nn.conv import Conv2d, MaxPool2d, Upsample, UpsampleConv2d  # noqa: E402
 
 try:
     import torch
@@ -46,6 +46,12 @@ def torch_copy(model: nn.Module) -> "torch.nn.Module":
         for layer in seq.layers:
             if isinstance(layer, nn.Linear):
                 t = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+            elif isinstance(layer, UpsampleConv2d):  # the pair it computes in one layer
+                conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, 1, layer.padding)
+                for name, p in conv.named_parameters():
+                    p.data = torch.from_numpy(getattr(layer, name).data.copy())
+                layers += [torch.nn.Upsample(scale_factor=layer.scale_factor, mode="nearest"), conv]
+                continue
             elif isinstance(layer, Conv2d):
                 t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
             elif isinstance(layer, MaxPool2d):

@@ -444,16 +444,17 @@ def case_autoencoder(kind: str, batch: int = 128) -> Tuple[Case, str]:
 
 def strided_conv_autoencoder(rng: np.random.Generator):
     """Case (c): 1x28x28 -> two stride-2 3x3 convs (16, 32 channels) -> two (nearest upsample x2 + 3x3
-    conv) -> sigmoid, ReLU between; the small conv net of the autoencoder chapter, trained with MSE."""
+    conv) -> sigmoid, ReLU between; the small conv net of the autoencoder chapter, trained with MSE.
+    Each upsample + conv pair is one ``UpsampleConv2d`` layer (PyTorch's twin: nn.Upsample, nn.Conv2d)."""
     from models.autoencoder import Autoencoder
     from tinygrad_cv import nn
-    from tinygrad_cv.nn.conv import Conv2d, Upsample
+    from tinygrad_cv.nn.conv import Conv2d, UpsampleConv2d
 
     model = Autoencoder()
     model.encoder = nn.Sequential(Conv2d(1, 16, 3, stride=2, padding=1, rng=rng), nn.ReLU(),
                                   Conv2d(16, 32, 3, stride=2, padding=1, rng=rng), nn.ReLU())
-    model.decoder = nn.Sequential(Upsample(scale_factor=2), Conv2d(32, 16, 3, padding=1, rng=rng), nn.ReLU(),
-                                  Upsample(scale_factor=2), Conv2d(16, 1, 3, padding=1, rng=rng), nn.Sigmoid())
+    model.decoder = nn.Sequential(UpsampleConv2d(32, 16, 3, rng=rng), nn.ReLU(),
+                                  UpsampleConv2d(16, 1, 3, rng=rng), nn.Sigmoid())
     return model
 
 

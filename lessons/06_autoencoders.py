@@ -139,7 +139,9 @@ save_figure(fig, OUT, "codes_2d.png")
 # or 28x28 -> 14x14 -> 7x7) with 16 then 32 channels, and a Linear layer to the 8-number code. The decoder mirrors it, but it
 # grows the image with **nearest-neighbour upsampling followed by a convolution** rather than a
 # transposed convolution, which paints overlapping kernels unevenly and leaves checkerboard
-# patterns (Odena, Dumoulin & Olah 2016).
+# patterns (Odena, Dumoulin & Olah 2016). In the printout each such pair is one `UpsampleConv2d`
+# layer: the same numbers, but the fast path computes the four pixels of every 2x2 block of the
+# output as four convolutions of the small image, so the upsampled image is never made.
 #
 # One detail of its initialisation matters. `output_mean` sets the last convolution's bias to the
 # logit of the training images' mean pixel, so the untrained model draws a flat image of the average

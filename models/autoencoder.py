@@ -19,7 +19,8 @@ what is being minimised:
 Images are (N, C, H, W) in [0, 1], so the image decoders end with a sigmoid. The conv decoder
 upsamples with nearest neighbours and then convolves instead of using a transposed convolution:
 a stride-2 transposed convolution paints overlapping kernels unevenly and leaves checkerboard
-artefacts (Odena, Dumoulin & Olah 2016, "Deconvolution and Checkerboard Artifacts").
+artefacts (Odena, Dumoulin & Olah 2016, "Deconvolution and Checkerboard Artifacts"). Each upsample +
+conv pair is one ``nn.UpsampleConv2d`` layer, the same numbers as the two layers in a row.
 """
 from __future__ import annotations
 
@@ -184,7 +185,7 @@ class ConvAutoencoder(Autoencoder):
 
     def __init__(self, image_shape: Sequence[int] = (1, 8, 8), channels: Sequence[int] = (16, 32), code: int = 8,
                  rng: Optional[np.random.Generator] = None, output_mean: Optional[float] = None) -> None:
-        from tinygrad_cv.nn.conv import Conv2d, MaxPool2d, Upsample
+        from tinygrad_cv.nn.conv import Conv2d, MaxPool2d, UpsampleConv2d
 
         C, H, W = self.image_shape = tuple(image_shape)
         self.channels, self.code_size = tuple(channels), code
@@ -200,7 +201,7 @@ class ConvAutoencoder(Autoencoder):
         up = [nn.Linear(code, math.prod(inner), rng=rng), nn.ReLU(), nn.Unflatten(inner)]
         widths = list(reversed(self.channels))  # e.g. [32, 16]
         for c_in, c_out in zip(widths, widths[1:] + widths[-1:]):
-            up += [Upsample(scale_factor=2), Conv2d(c_in, c_out, 3, padding=1, rng=rng), nn.ReLU()]
+            up += [UpsampleConv2d(c_in, c_out, 3, scale_factor=2, rng=rng), nn.ReLU()]  # upsample x2, 3x3 conv
         up += [Conv2d(widths[-1], C, 3, padding=1, rng=rng), nn.Sigmoid()]
         self.encoder, self.decoder = nn.Sequential(*down), nn.Sequential(*up)
         if output_mean is not None:

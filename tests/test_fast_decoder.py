@@ -1,5 +1,8 @@
 """The fast kernels of a conv decoder (upsample + 3x3 conv down to few channels) against the reference.
 
+nn.UpsampleConv2d (kernels/fast/upsample_conv.py) computes an upsample + conv pair as four phase
+convolutions of the small image; it must equal the two reference ops in a row, forward and backward.
+
 kernels/fast/upsample.py writes the upsampled image into the fast convolution's padded channels-last
 layout and sums the gradient's blocks as strided views; kernels/fast/thin_conv.py computes the input
 gradient of a 3x3 convolution with few output channels as one product. Both must give the reference
@@ -14,9 +17,10 @@ from hypothesis import strategies as st
 
 import tinygrad_cv as tg
 import tinygrad_cv.functional as F
-from tinygrad_cv import Tensor
+from tinygrad_cv import Tensor, nn
+from tinygrad_cv.functional import upsample_conv_fast
 from tinygrad_cv.kernels import upsample
-from tinygrad_cv.kernels.fast import channels_last, conv3x3, thin_conv
+from tinygrad_cv.kernels.fast import channels_last, conv3x3, thin_conv, upsample_conv
 from tinygrad_cv.kernels.fast import upsample as fast_upsample
 
 
@@ -163,3 +167,60 @@ def test_strided_fast_conv_passes_gradcheck():
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [x, w, b])
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 6), st.integers(1, 6)),
+       padded=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_upsample_conv_layer_equals_upsample_then_conv(shape, padded, bias, seed):
+    """Any batch, channels and size (odd ones too), input in either layout it meets, with or without
+    a bias: the fast layer gives the reference pair's output and gradients for x, w and b."""
+    N, C, O, H, W = shape
+    rng = np.random.default_rng(seed)
+    layer = nn.UpsampleConv2d(C, O, 3, bias=bias, rng=rng)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    x_in = channels_last.interior(channels_last.as_padded(x)) if padded else x
+    g = rng.standard_normal((N, O, 2 * H, 2 * W)).astype(np.float32)
+    results = []
+    for fast in (True, False):
+        with tg.fast_paths(fast):
+            layer.zero_grad()
+            xt = Tensor(x_in, requires_grad=True)
+            y = layer(xt)
+            assert isinstance(y._ctx, upsample_conv_fast.UpsampleConv3x3Fast) == fast
+            (y * Tensor(g)).sum().backward()
+            results.append([y.data, xt.grad] + [p.grad for p in layer.parameters()])
+    for fast_value, reference_value in zip(*results):
+        assert fast_value.shape == reference_value.shape
+        assert rel_error(fast_value, reference_value) < 1e-4
+
+
+def test_upsample_conv_layer_passes_gradcheck():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 3, 4))
+    w, b = rng.standard_normal((2, 3, 3, 3)), rng.standard_normal(2)
+    assert upsample_conv_fast.fits(x, w, b, (2, 2))
+    with tg.fast_paths(True):
+        assert tg.gradcheck(lambda x, w, b: upsample_conv_fast.UpsampleConv3x3Fast.apply(x, w, b), [x, w, b])
+
+
+def test_phase_weights_and_their_adjoint():
+    """Each phase kernel sums the taps that read the same small-image pixel (so the taps of a phase add
+    up to the whole kernel), and weight_from_phases is its adjoint: <P(w), v> = <w, P^T(v)>."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((2, 3, 3, 3))
+    phases = upsample_conv.phase_weights(w).reshape(2, 2, 2, 3, 3, 3)
+    assert np.allclose(phases.sum(axis=(4, 5)), w.sum(axis=(2, 3))[None, None])
+    assert np.allclose(phases[0, 0, :, :, 0, 0], w[:, :, 0, 0]) and np.all(phases[0, 0, :, :, 2] == 0)
+    v = rng.standard_normal((8, 3, 3, 3))
+    assert np.isclose((upsample_conv.phase_weights(w) * v).sum(), (w * upsample_conv.weight_from_phases(v)).sum())
+
+
+def test_upsample_conv_layer_takes_the_reference_path_elsewhere_and_checks_its_kernel():
+    x = np.zeros((1, 2, 3, 3), np.float32)
+    layer = nn.UpsampleConv2d(2, 4, 3)
+    assert not upsample_conv_fast.fits(x, layer.weight, layer.bias, (3, 3))  # another scale
+    assert not upsample_conv_fast.fits(x.astype(np.float64), layer.weight, layer.bias, (2, 2))  # mixed dtypes
+    assert nn.UpsampleConv2d(2, 4, 5, scale_factor=3)(Tensor(x)).shape == (1, 4, 9, 9)  # reference path
+    with pytest.raises(ValueError, match="odd"):
+        nn.UpsampleConv2d(2, 4, 2)

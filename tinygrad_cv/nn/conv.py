@@ -1,4 +1,5 @@
-"""Convolution, pooling and upsampling layers: Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample.
+"""Convolution, pooling and upsampling layers: Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample,
+UpsampleConv2d.
 
 Shapes, names and default initialisation follow PyTorch, so a state dict converted from PyTorch loads
 as is and what a student learns here transfers.
@@ -11,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_cv import functional as F
+from tinygrad_cv.functional import fast_paths, upsample_conv_fast
 from tinygrad_cv.kernels.geometry import IntOrPair, pair
 from tinygrad_cv.kernels.upsample import Scale, scale_pair
 from tinygrad_cv.nn import init
@@ -118,3 +120,29 @@ class Upsample(Module):
 
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}, mode={self.mode!r}"
+
+
+class UpsampleConv2d(Conv2d):
+    """A decoder's step: nearest upsampling by ``scale_factor``, then a ``kernel_size`` convolution with
+    stride 1 and "same" padding (kernel_size // 2). The same numbers, parameters and initialisation as
+    ``Upsample(scale_factor)`` followed by ``Conv2d(in_channels, out_channels, kernel_size,
+    padding=kernel_size // 2)``, in one layer, so that the fast path can compute the pair on the small
+    image (functional/upsample_conv_fast.py: for a 3x3 kernel and a scale of 2, each of the four
+    output phases is a convolution of the small image, and nothing of the upsampled size is made).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, scale_factor: Scale = 2,
+                 bias: bool = True, rng: Optional[np.random.Generator] = None) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError(f"UpsampleConv2d: kernel_size must be odd (for the same padding), got {kernel_size}")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias, rng=rng)
+        self.scale_factor = scale_pair(scale_factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if fast_paths.enabled() and upsample_conv_fast.fits(x, self.weight, self.bias, self.scale_factor):
+            return upsample_conv_fast.UpsampleConv3x3Fast.apply(x, self.weight, self.bias)
+        return F.conv2d(F.upsample_nearest2d(x, self.scale_factor), self.weight, self.bias, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"scale_factor={self.scale_factor}, bias={self.bias is not None}")

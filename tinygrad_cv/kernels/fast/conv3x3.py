@@ -115,7 +115,8 @@ def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: b
 
     def output_block(rows: range) -> None:  # rows [q0, q1): nine products added, then bias and ReLU
         q0, q1 = rows.start, rows.stop
-        out, product = Y[q0:q1], np.empty((q1 - q0, out_channels), dtype=xpad.dtype)
+        out = Y[q0:q1]  # the products go through this thread's buffer: a fresh one would page-fault
+        product = work_buffer("conv3x3.product", (q1 - q0, out_channels), xpad.dtype)
         for t, s in enumerate(offsets):
             tap = tap_mats[8 - t] if transpose_taps else tap_mats[t].T  # (C, O) either way
             np.matmul(X[q0 + s:q1 + s], tap, out=out if t == 0 else product)  # (rows, C) @ (C, O)

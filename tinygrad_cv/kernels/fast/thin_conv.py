@@ -17,6 +17,7 @@ import numpy as np
 
 from tinygrad_cv.kernels.fast.channels_last import zero_border
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
+from tinygrad_cv.kernels.fast.scratch import work_buffer
 
 MAX_CHANNELS = 4  # output channels up to which gathering the gradient beats nine products
 BLOCK_ROWS = 8192  # rows of dL/dx computed together (their gathered gradient stays in cache)
@@ -40,7 +41,7 @@ def grad_input_few_outputs(gpad: Any, tap_mats: Any, offsets: List[int]) -> Any:
 
     def rows_block(rows: range) -> None:  # dX[q] = sum_t dY[q - s_t] @ T_t, for q in rows
         q0, q1 = rows.start, rows.stop
-        gathered = np.empty((q1 - q0, 9, O), dtype=gpad.dtype)
+        gathered = work_buffer("thin_conv.gathered", (q1 - q0, 9, O), gpad.dtype)  # this thread's, reused
         for t, s in enumerate(offsets):
             gathered[:, t] = G[q0 - s:q1 - s]
         np.matmul(gathered.reshape(q1 - q0, 9 * O), stacked, out=dX[q0:q1])
