@@ -360,8 +360,22 @@ def test_parallel_map_keeps_order_and_does_not_nest():
 
     out = parallel.parallel_map(block, range(8))
     assert out == [[i * i, [i, i + 1, i + 2]] for i in range(8)]
-    if parallel.workers() > 1 and parallel._controller() is not None:
-        assert all(name.startswith("tinygrad_cv") for name in names)
+    assert names <= {threading.current_thread().name} | {f"tinygrad_cv_{k}" for k in range(parallel.workers())}
+    assert len(names) <= parallel.workers()
+
+
+def test_parallel_map_raises_a_blocks_error_after_every_block_ran():
+    done = []
+
+    def block(i):
+        if i == 3:
+            raise ValueError("block 3")
+        done.append(i)
+
+    with pytest.raises(ValueError, match="block 3"):
+        parallel.parallel_map(block, range(10))
+    assert sorted(done) == [i for i in range(10) if i != 3]
+    assert parallel.parallel_map(lambda i: i, range(5)) == list(range(5))  # the helpers still work
     assert parallel.split(0, 10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
     assert parallel.split(3, 10, 100, at_least=3) == [range(3, 6), range(6, 9), range(9, 10)]
     assert parallel.split(0, 0, 4, at_least=2) == []

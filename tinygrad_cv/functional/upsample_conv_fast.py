@@ -18,16 +18,17 @@ def fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], scale_factor: An
 
 class UpsampleConv3x3Fast(Function):
     def forward(self, x: Any, w: Any, b: Any) -> Any:
-        self.x_shape, self.w = x.shape, w
+        self.x_shape = x.shape
+        self.wp = upsample_conv.phase_weights(w)  # (4*O, C, 3, 3): the four phases' kernels
         self.im2col = upsample_conv.uses_im2col(w.shape[0])
         if self.im2col:
-            y, kept = upsample_conv.forward_im2col(x, w, b)  # kept: x's im2col rows
+            y, kept = upsample_conv.forward_im2col(x, self.wp, b)  # kept: x's im2col rows
         else:
-            y, kept = upsample_conv.forward_padded(x, w, b)  # kept: x's padded channels-last buffer
+            y, kept = upsample_conv.forward_padded(x, self.wp, b)  # kept: x's padded channels-last buffer
         self.kept = kept if self.needs_grad[1] else None  # only the weight gradient reads it
         return y
 
     def backward(self, grad: Any) -> tuple:
         if self.im2col:
-            return upsample_conv.backward_im2col(grad, self.w, self.kept, self.x_shape, self.needs_grad)
-        return upsample_conv.backward_padded(grad, self.w, self.kept, self.needs_grad)
+            return upsample_conv.backward_im2col(grad, self.wp, self.kept, self.x_shape, self.needs_grad)
+        return upsample_conv.backward_padded(grad, self.wp, self.kept, self.needs_grad)

@@ -54,14 +54,17 @@ def phase_weights(w: np.ndarray) -> np.ndarray:
     tap (t, u) the sum of the original taps that read small-image neighbour (t - 1, u - 1)."""
     O, C = w.shape[:2]
     rows = PHASE_ROWS.astype(w.dtype)
-    return np.einsum("rkt,sju,ockj->rsoctu", rows, rows, w, optimize=True).reshape(4 * O, C, 3, 3)
+    by_row = np.tensordot(rows, w, axes=([1], [2]))  # (r, t, O, C, kw): the kernel rows summed
+    both = np.tensordot(rows, by_row, axes=([1], [4]))  # (s, u, r, t, O, C): the columns too
+    return np.ascontiguousarray(both.transpose(2, 0, 4, 5, 3, 1)).reshape(4 * O, C, 3, 3)
 
 
 def weight_from_phases(d_phases: np.ndarray) -> np.ndarray:
     """The adjoint of ``phase_weights``: dL/dw (O, C, 3, 3) from dL/dW_phases (4*O, C, 3, 3)."""
     O, C = d_phases.shape[0] // 4, d_phases.shape[1]
     rows = PHASE_ROWS.astype(d_phases.dtype)
-    return np.einsum("rkt,sju,rsoctu->ockj", rows, rows, d_phases.reshape(2, 2, O, C, 3, 3), optimize=True)
+    by_row = np.tensordot(d_phases.reshape(2, 2, O, C, 3, 3), rows, axes=([0, 4], [0, 2]))  # (s, O, C, u, kh)
+    return np.tensordot(by_row, rows, axes=([0, 3], [0, 2]))  # (O, C, kh, kw)
 
 
 def uses_im2col(out_channels: int) -> bool:
@@ -87,40 +90,40 @@ def to_phases(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 # ---- im2col of the small image, one product -------------------------------------------------------------
-def forward_im2col(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    """y = conv2d(upsample_nearest2d(x, 2), w, b, padding=1), (N, C, H, W) -> (N, O, 2H, 2W); also the
-    im2col rows of x, which the weight gradient reads."""
-    y, cols = strided_conv.conv_forward(x, phase_weights(w), None if b is None else np.tile(b, 4), 1, 1)
-    return from_phases(y.transpose(0, 2, 3, 1), w.shape[0]), cols
+def forward_im2col(x: np.ndarray, wp: np.ndarray, b: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """y = conv2d(upsample_nearest2d(x, 2), w, b, padding=1), (N, C, H, W) -> (N, O, 2H, 2W), given
+    wp = phase_weights(w); also the im2col rows of x, which the weight gradient reads."""
+    y, cols = strided_conv.conv_forward(x, wp, None if b is None else np.tile(b, 4), 1, 1)
+    return from_phases(y.transpose(0, 2, 3, 1), wp.shape[0] // 4), cols
 
 
-def backward_im2col(grad: np.ndarray, w: np.ndarray, cols: Optional[np.ndarray], x_shape: Tuple[int, ...],
+def backward_im2col(grad: np.ndarray, wp: np.ndarray, cols: Optional[np.ndarray], x_shape: Tuple[int, ...],
                     needs: Tuple[bool, bool, bool]) -> tuple:
     """(dL/dx, dL/dw, dL/db) from dL/dy, for ``forward_im2col``; None where ``needs`` says no."""
     N, O, H2, W2 = grad.shape
     g_rows = to_phases(grad, np.empty((N, H2 // 2, W2 // 2, 4 * O), dtype=grad.dtype)).reshape(-1, 4 * O)
-    dx = strided_conv.conv_grad_input(g_rows, phase_weights(w), x_shape, 1, 1) if needs[0] else None
-    dw = weight_from_phases(strided_conv.conv_grad_weight(g_rows, cols, (4 * O,) + w.shape[1:])) if needs[1] else None
+    dx = strided_conv.conv_grad_input(g_rows, wp, x_shape, 1, 1) if needs[0] else None
+    dw = weight_from_phases(strided_conv.conv_grad_weight(g_rows, cols, wp.shape)) if needs[1] else None
     db = g_rows.sum(axis=0).reshape(4, O).sum(axis=0) if needs[2] else None
     return dx, dw, db
 
 
 # ---- nine shifted products on the padded small image (few outputs) --------------------------------------
-def forward_padded(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def forward_padded(x: np.ndarray, wp: np.ndarray, b: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """As ``forward_im2col``; also returns x's zero-bordered channels-last buffer (for the weight gradient)."""
     xpad = as_padded(x)  # (N, H+2, W+2, C); no copy when x is the interior of such a buffer
-    taps = conv3x3.weight_per_tap(phase_weights(w))  # (9, 4*O, C)
+    taps = conv3x3.weight_per_tap(wp)  # (9, 4*O, C)
     ypad = conv3x3.conv3x3_padded(xpad, taps, None if b is None else np.tile(b, 4))  # (N, H+2, W+2, 4*O)
-    return from_phases(ypad[:, 1:-1, 1:-1], w.shape[0]), xpad
+    return from_phases(ypad[:, 1:-1, 1:-1], wp.shape[0] // 4), xpad
 
 
-def backward_padded(grad: np.ndarray, w: np.ndarray, xpad: Optional[np.ndarray], needs: Tuple[bool, bool, bool]) -> tuple:
+def backward_padded(grad: np.ndarray, wp: np.ndarray, xpad: Optional[np.ndarray], needs: Tuple[bool, bool, bool]) -> tuple:
     """(dL/dx, dL/dw, dL/db) from dL/dy, for ``forward_padded``; None where ``needs`` says no."""
     N, O, H2, W2 = grad.shape
     gpad = np.empty((N, H2 // 2 + 2, W2 // 2 + 2, 4 * O), dtype=grad.dtype)
     to_phases(grad, gpad[:, 1:-1, 1:-1])
     zero_border(gpad)
-    taps = conv3x3.weight_per_tap(phase_weights(w))
+    taps = conv3x3.weight_per_tap(wp)
     dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, taps)) if needs[0] else None
     dw = weight_from_phases(conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(xpad, gpad))) if needs[1] else None
     db = conv3x3.conv3x3_padded_grad_bias(gpad).reshape(4, O).sum(axis=0) if needs[2] else None
