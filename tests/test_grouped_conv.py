@@ -12,6 +12,8 @@ import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn
 from tinygrad_cv.functional import conv_fast, depthwise_fast, pointwise_fast
 from tinygrad_cv.functional.strided_conv_fast import StridedConv2dFast
+from tinygrad_cv.kernels.fast import depthwise
+from tinygrad_cv.kernels.geometry import Window
 
 gradcheck_settings = settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -78,17 +80,63 @@ def run_both_paths(x, w, b, **kwargs):
     return results
 
 
-@pytest.mark.parametrize("kernel, stride, padding, dilation", [
-    (3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 0, 1), (5, 1, (2, 1), 1), (3, (3, 2), (1, 2), 1), (3, 2, 3, 2), (2, 3, 0, (1, 3))])
-def test_depthwise_fast_equals_reference(kernel, stride, padding, dilation):
-    """The fast path cuts strided inputs into stride phases: odd sizes, strides 2 and 3, padding
-    larger than the stride, dilation."""
+DEPTHWISE_GEOMETRIES = [  # kernel, stride, padding, dilation
+    (3, 1, 1, 1), (5, 2, 2, 1), (3, 2, 0, 1), (5, 1, (2, 1), 1), (3, (3, 2), (1, 2), 1), (3, 2, 3, 2), (2, 3, 0, (1, 3)),
+    (3, (2, 1), (1, 2), (2, 2)), (3, 1, (3, 0), 1)]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", DEPTHWISE_GEOMETRIES)
+def test_depthwise_forward_paths_agree_with_the_definition(kernel, stride, padding, dilation):
+    """Each of the three forward paths (taps, rows where the width stride is 1, windows) on its own."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 5, 10, 11)), rng.standard_normal((5, 1, kernel, kernel)), rng.standard_normal(5)
+    win = Window.of(kernel, stride, padding, dilation)
+    out_hw = win.output_size(x.shape)
+    expected = naive_grouped_conv(x, w, b, win.stride, win.padding, win.dilation, groups=5)
+    paths = [depthwise.forward_taps, depthwise.forward_windows] + [depthwise.forward_rows] * (win.stride[1] == 1)
+    for path in paths:
+        np.testing.assert_allclose(path(x, w, b, win, out_hw), expected, rtol=1e-10, atol=1e-10, err_msg=path.__name__)
+
+
+def test_depthwise_rows_path_notices_weights_changed_in_place():
+    """The tap weights repeated along a row are kept between calls, but not past an in-place update."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((1, 3, 6, 7)), rng.standard_normal((3, 1, 3, 3))
+    geometry = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1))
+    for _ in range(2):
+        np.testing.assert_allclose(depthwise.depthwise_forward(x, w, None, 1, 1),
+                                   naive_grouped_conv(x, w, None, groups=3, **geometry), rtol=1e-10, atol=1e-10)
+        w *= -0.5  # as an optimiser's step would
+
+
+@pytest.mark.parametrize("channels", [6, depthwise.EINSUM_MIN_CHANNELS])
+@pytest.mark.parametrize("kernel, stride, padding, dilation", DEPTHWISE_GEOMETRIES)
+def test_depthwise_fast_equals_reference(kernel, stride, padding, dilation, channels):
+    """The fast path reads rows of the padded input with einsum (stride 1 along the width), or cuts
+    strided inputs into stride phases (few channels) or reads one window view with einsum (many):
+    odd sizes, strides 2 and 3, padding larger than the stride, dilation."""
     rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((2, 6, 11, 9)), rng.standard_normal((6, 1, kernel, kernel)), rng.standard_normal(6)
-    assert conv_fast.grouped_fast_op(x, w, b, stride, padding, dilation, 6) is depthwise_fast.DepthwiseConv2dFast
-    fast, reference = run_both_paths(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=6)
+    C = channels
+    x, w, b = rng.standard_normal((2, C, 11, 9)), rng.standard_normal((C, 1, kernel, kernel)), rng.standard_normal(C)
+    assert conv_fast.grouped_fast_op(x, w, b, stride, padding, dilation, C) is depthwise_fast.DepthwiseConv2dFast
+    fast, reference = run_both_paths(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=C)
     for a, r in zip(fast, reference):
         np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
+
+
+def test_depthwise_einsum_reads_a_channels_last_input_in_place():
+    """An NCHW view of a channels-last array with no padding (what the explicit SAME pad of a strided
+    layer gives) is read through the window view without a copy; the result is channels-last too."""
+    rng = np.random.default_rng(2)
+    C = depthwise.EINSUM_MIN_CHANNELS
+    x = rng.standard_normal((2, 9, 8, C)).transpose(0, 3, 1, 2)
+    w, b = rng.standard_normal((C, 1, 3, 3)), rng.standard_normal(C)
+    win = Window.of((3, 3), 2, 0)
+    assert np.shares_memory(depthwise._padded(x, win), x)
+    y = depthwise.depthwise_forward(x, w, b, 2, 0)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_allclose(y, naive_grouped_conv(x, w, b, groups=C, stride=(2, 2), padding=(0, 0),
+                                                     dilation=(1, 1)), rtol=1e-10, atol=1e-10)
 
 
 def test_pointwise_fast_equals_reference_in_float32():

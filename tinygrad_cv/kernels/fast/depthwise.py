@@ -20,14 +20,28 @@ with (C,) weights and strided views, 14 ms so). Outputs are returned as NCHW *vi
 channels-last arrays (the convention of this folder), which elementwise ops keep and the 1x1 fast
 path (pointwise.py) reads without a copy. One thread: cutting the output into one block per core
 (parallel.py) made these memory-bound loops slower on a 2-core machine (PERFORMANCE.md).
+
+The forward pass is instead one ``np.einsum`` over a window view of the padded image, which einsum
+runs as a multiply-accumulate over consecutive numbers, in one pass, with an output row kept in cache
+over all of its taps (the loop above makes two passes over the whole output per tap: multiply, then
+add). With stride 1 along the width, the view is (N, OH, KH, KW, OW*C): for a tap, an output row's
+OW*C numbers are OW*C consecutive numbers of one padded input row, so einsum's innermost loop is that
+long, against the tap weights repeated along the row. With a stride along the width they are not
+consecutive, and the view is (N, OH, OW, C, KH, KW) against (KH, KW, C) filters: an inner loop of C
+numbers, which pays from ``EINSUM_MIN_CHANNELS`` on; below it the loop above is faster. Numbers
+(EfficientNet-Lite0's 16 layers: 14 ms with the loop, 8-10 ms so) are in PERFORMANCE.md.
 """
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
+from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
 from tinygrad_cv.kernels.geometry import Window
+
+EINSUM_MIN_CHANNELS = 64  # with a stride along the width, einsum over (C,) filters pays from here on
 
 
 def supports(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> bool:
@@ -115,9 +129,19 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], str
                       padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """y = conv2d(x, w, b, groups=C). Shape: x (N, C, H, W), w (C, 1, KH, KW) -> (N, C, OH, OW),
     an NCHW view of a channels-last array."""
-    win, (OH, OW) = _geometry(x.shape, w.shape, stride, padding, dilation)
-    taps = _taps(_phases(x, win), win, (OH, OW))
-    w_taps = _tap_weights(w, OW)  # (KH*KW, OW, C)
+    win, out_hw = _geometry(x.shape, w.shape, stride, padding, dilation)
+    if win.stride[1] == 1:
+        return forward_rows(x, w, b, win, out_hw)
+    if x.shape[1] >= EINSUM_MIN_CHANNELS:
+        return forward_windows(x, w, b, win, out_hw)
+    return forward_taps(x, w, b, win, out_hw)
+
+
+def forward_taps(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
+                 out_hw: Tuple[int, int]) -> np.ndarray:
+    """y = sum over taps t of view_t * w_taps[t]: two passes over the output per tap, any stride."""
+    taps = _taps(_phases(x, win), win, out_hw)
+    w_taps = _tap_weights(w, out_hw[1])  # (KH*KW, OW, C)
     y = np.multiply(taps[0], w_taps[0])  # (N, OH, OW, C)
     scratch = np.empty_like(y)
     for t in range(1, len(taps)):
@@ -128,11 +152,81 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], str
     return y.transpose(0, 3, 1, 2)
 
 
+def forward_rows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
+                  out_hw: Tuple[int, int]) -> np.ndarray:
+    """Stride 1 along the width: y[n, i, m] = sum over kh, kw of rows[n, i, kh, kw, m] * w_taps[kh, kw, m],
+    m = j*C + c running over an output row, rows[n, i, kh, kw] = the padded input row i*SH + kh*DH from
+    column kw*DW on, OW*C consecutive numbers (so nothing is copied)."""
+    N, C = x.shape[:2]
+    (OH, OW), (KH, KW), (SH, _), (DH, DW) = out_hw, win.kernel, win.stride, win.dilation
+    xpad = _padded(x, win)  # C-contiguous along (W, C): column j, channel c is number j*C + c of a row
+    sn, sh, sw, sc = xpad.strides
+    rows = as_strided(xpad, (N, OH, KH, KW, OW * C), (sn, SH * sh, DH * sh, DW * sw, sc), writeable=False)
+    y = np.empty((N, OH, OW * C), dtype=x.dtype)
+    np.einsum("niabm,abm->nim", rows, _row_weights(w, OW), out=y)
+    y = y.reshape(N, OH, OW, C)
+    if b is not None:
+        y += b
+    return y.transpose(0, 3, 1, 2)
+
+
+_repeated_by_width = PreparedWeights(lambda w: {})  # weight array -> {OW: its taps repeated along a row}
+
+
+def _row_weights(w: np.ndarray, OW: int) -> np.ndarray:
+    """``_tap_weights`` as (KH, KW, OW*C), kept while ``w`` is unchanged (a frozen network's forward
+    passes would otherwise rebuild them every time: 1 ms of EfficientNet-Lite0's 30)."""
+    by_width = _repeated_by_width(w)
+    if OW not in by_width:
+        by_width[OW] = _tap_weights(w, OW).reshape(*w.shape[2:], -1)
+    return by_width[OW]
+
+
+def forward_windows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
+                     out_hw: Tuple[int, int]) -> np.ndarray:
+    """y[n, i, j, c] = sum over kh, kw of windows[n, i, j, c, kh, kw] * w[c, kh, kw], any stride."""
+    N, C = x.shape[:2]
+    y = np.empty((N, *out_hw, C), dtype=x.dtype)
+    filters = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))  # (KH, KW, C)
+    np.einsum("nijcab,abc->nijc", _windows(_padded(x, win), win, out_hw), filters, out=y)
+    if b is not None:
+        y += b
+    return y.transpose(0, 3, 1, 2)
+
+
+def _padded(x: np.ndarray, win: Window) -> np.ndarray:
+    """(N, C, H, W) -> the zero-padded image channels-last, (N, H + 2*ph, W + 2*pw, C): x itself (a
+    view) when there is no padding and x is already an NCHW view of a channels-last array."""
+    N, C, H, W = x.shape
+    (ph, pw), xt = win.padding, x.transpose(0, 2, 3, 1)
+    if ph == pw == 0 and xt.flags.c_contiguous:
+        return xt
+    xpad = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
+    xpad[:, :ph], xpad[:, ph + H:], xpad[:, :, :pw], xpad[:, :, pw + W:] = 0, 0, 0, 0  # the border only
+    xpad[:, ph:ph + H, pw:pw + W] = xt
+    return xpad
+
+
+def _windows(xpad: np.ndarray, win: Window, out_hw: Tuple[int, int]) -> np.ndarray:
+    """A read-only view (N, OH, OW, C, KH, KW) of the padded channels-last image:
+    windows[n, i, j, c, kh, kw] = xpad[n, i*SH + kh*DH, j*SW + kw*DW, c]. Nothing is copied."""
+    (KH, KW), (SH, SW), (DH, DW) = win.kernel, win.stride, win.dilation
+    sn, sh, sw, sc = xpad.strides
+    shape = (xpad.shape[0], *out_hw, xpad.shape[3], KH, KW)
+    return as_strided(xpad, shape, (sn, SH * sh, SW * sw, sc, DH * sh, DW * sw), writeable=False)
+
+
 def depthwise_grad_input(grad: np.ndarray, w: np.ndarray, x_shape: Sequence[int], stride: Any = 1,
                          padding: Any = 0, dilation: Any = 1) -> np.ndarray:
     """dL/dx: every tap adds its weight times dy back onto the pixels it read. Shape ``x_shape``."""
     N, C, H, W = x_shape
     win, (OH, OW) = _geometry(x_shape, w.shape, stride, padding, dilation)
+    (KH, KW), (DH, DW) = win.kernel, win.dilation
+    spread = (DH * (KH - 1) - win.padding[0], DW * (KW - 1) - win.padding[1])
+    if win.stride == (1, 1) and min(spread) >= 0:
+        # With stride 1 that is the convolution of dy, padded by D*(K-1) - p, with the flipped kernel.
+        flipped = Window.of((KH, KW), 1, spread, (DH, DW))
+        return forward_rows(grad, w[:, :, ::-1, ::-1], None, flipped, (H, W))
     (ph, pw), (SH, SW) = win.padding, win.stride
     g = channels_last(grad)  # (N, OH, OW, C)
     dphases = np.zeros((SH, SW, N, -(-(H + 2 * ph) // SH), -(-(W + 2 * pw) // SW), C), dtype=grad.dtype)
