@@ -29,7 +29,7 @@ OW*C numbers are OW*C consecutive numbers of one padded input row, so einsum's i
 long, against the tap weights repeated along the row. With a stride along the width they are not
 consecutive, and the view is (N, OH, OW, C, KH, KW) against (KH, KW, C) filters: an inner loop of C
 numbers, which pays from ``EINSUM_MIN_CHANNELS`` on; below it the loop above is faster. Numbers
-(EfficientNet-Lite0's 16 layers: 14 ms with the loop, 8-10 ms so) are in PERFORMANCE.md.
+(EfficientNet-Lite0's 16 layers: 13.5 ms with the loop, 8.0 ms so) are in PERFORMANCE.md.
 """
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def forward_taps(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Win
 
 
 def forward_rows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
-                  out_hw: Tuple[int, int]) -> np.ndarray:
+                 out_hw: Tuple[int, int]) -> np.ndarray:
     """Stride 1 along the width: y[n, i, m] = sum over kh, kw of rows[n, i, kh, kw, m] * w_taps[kh, kw, m],
     m = j*C + c running over an output row, rows[n, i, kh, kw] = the padded input row i*SH + kh*DH from
     column kw*DW on, OW*C consecutive numbers (so nothing is copied)."""
@@ -183,7 +183,7 @@ def _row_weights(w: np.ndarray, OW: int) -> np.ndarray:
 
 
 def forward_windows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
-                     out_hw: Tuple[int, int]) -> np.ndarray:
+                    out_hw: Tuple[int, int]) -> np.ndarray:
     """y[n, i, j, c] = sum over kh, kw of windows[n, i, j, c, kh, kw] * w[c, kh, kw], any stride."""
     N, C = x.shape[:2]
     y = np.empty((N, *out_hw, C), dtype=x.dtype)

@@ -34,7 +34,6 @@ def work_buffer(name: str, shape: Tuple[int, ...], dtype: Any) -> np.ndarray:
     return buffer[:size].reshape(shape)
 
 
-
 def keep_freed_memory(trim_bytes: int = 256 * 2**20) -> bool:
     """Have glibc keep freed memory for the next arrays instead of handing it back to the system.
 
@@ -42,8 +41,8 @@ def keep_freed_memory(trim_bytes: int = 256 * 2**20) -> bool:
     freed; it raises that limit to the biggest block it has seen freed (up to 32 MB), and it hands
     the top of its heap back whenever more than twice the limit lies free there. A training loop frees
     most of its arrays at the end of every step, so the next step page-faults its memory in again, a
-    page at a time, each page zeroed first: 2,300-3,500 faults a step for the small conv nets of the
-    autoencoder lessons, 13-20 ms of system time in steps of 30-150 ms (PERFORMANCE.md). Here both
+    page at a time, each page zeroed first: lesson 06's conv autoencoder faulted about 9,000 times a
+    step (32-35 ms of system time in a 175 ms step), case (c)'s about 3,000 (PERFORMANCE.md). Here both
     limits are set once (``mallopt``): blocks up to 32 MB from the heap, and up to ``trim_bytes`` kept
     free at its top. It applies to the whole process, and to a PyTorch model in it too.
 
