@@ -53,6 +53,7 @@ def median_ms(fn: Callable[[], np.ndarray], repeats: int) -> float:
 
 def main() -> None:
     from tinygrad_cv.kernels.fast import depthwise
+    from tinygrad_cv.kernels.geometry import Window
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -68,7 +69,8 @@ def main() -> None:
         padding = (kernel - 1) // 2 if stride == 1 else 0
         x = rng.standard_normal((1, side, side, C), dtype=np.float32).transpose(0, 3, 1, 2)  # channels-last
         w, b = rng.standard_normal((C, 1, kernel, kernel), dtype=np.float32), rng.standard_normal(C, dtype=np.float32)
-        win, out_hw = depthwise._geometry(x.shape, w.shape, stride, padding, 1)
+        win = Window.of(kernel, stride, padding)
+        out_hw = win.output_size(x.shape)
         paths = {"taps": lambda: depthwise.forward_taps(x, w, b, win, out_hw),
                  "rows": (lambda: depthwise.forward_rows(x, w, b, win, out_hw)) if stride == 1 else None,
                  "windows": lambda: depthwise.forward_windows(x, w, b, win, out_hw),

@@ -12,7 +12,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn
 from tinygrad_cv.functional import conv_fast, depthwise_fast, pointwise_fast
 from tinygrad_cv.functional.strided_conv_fast import StridedConv2dFast
-from tinygrad_cv.kernels.fast import depthwise
+from tinygrad_cv.kernels.fast import channels_last, depthwise
 from tinygrad_cv.kernels.geometry import Window
 
 gradcheck_settings = settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -132,7 +132,7 @@ def test_depthwise_einsum_reads_a_channels_last_input_in_place():
     x = rng.standard_normal((2, 9, 8, C)).transpose(0, 3, 1, 2)
     w, b = rng.standard_normal((C, 1, 3, 3)), rng.standard_normal(C)
     win = Window.of((3, 3), 2, 0)
-    assert np.shares_memory(depthwise._padded(x, win), x)
+    assert np.shares_memory(channels_last.padded(x, win.padding), x)
     y = depthwise.depthwise_forward(x, w, b, 2, 0)
     assert y.transpose(0, 2, 3, 1).flags.c_contiguous
     np.testing.assert_allclose(y, naive_grouped_conv(x, w, b, groups=C, stride=(2, 2), padding=(0, 0),

@@ -45,6 +45,26 @@ def as_padded(x: np.ndarray) -> np.ndarray:
     return zero_border(xpad)
 
 
+def padded(x: np.ndarray, padding: Tuple[int, int]) -> np.ndarray:
+    """x (N, C, H, W) zero-padded by (ph, pw) on each side, channels-last: (N, H+2ph, W+2pw, C).
+
+    No copy when x already is the inside of such an array: with no padding, an NCHW view of a
+    channels-last array is returned as that array; with padding 1, ``as_padded`` finds the buffer of
+    a fast convolution's output. Otherwise one copy, and only the border is zeroed.
+    """
+    ph, pw = padding
+    xt = x.transpose(0, 2, 3, 1)
+    if ph == pw == 0 and xt.flags.c_contiguous:
+        return xt
+    if (ph, pw) == (1, 1):
+        return as_padded(x)
+    N, C, H, W = x.shape
+    xpad = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
+    xpad[:, :ph], xpad[:, ph + H:], xpad[:, :, :pw], xpad[:, :, pw + W:] = 0, 0, 0, 0
+    xpad[:, ph:ph + H, pw:pw + W] = xt
+    return xpad
+
+
 def empty_like_layout(x: np.ndarray, shape: Tuple[int, int, int, int]) -> np.ndarray:
     """An uninitialised (N, C, H, W) array of ``shape`` in x's layout: the interior of a new
     zero-bordered channels-last buffer when x is such an interior (so that a pooling layer between

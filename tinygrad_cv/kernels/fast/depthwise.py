@@ -38,6 +38,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from tinygrad_cv.kernels.fast.channels_last import padded
 from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
 from tinygrad_cv.kernels.geometry import Window
 
@@ -153,33 +154,36 @@ def forward_taps(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Win
 
 
 def forward_rows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
-                 out_hw: Tuple[int, int]) -> np.ndarray:
+                 out_hw: Tuple[int, int], flipped: bool = False) -> np.ndarray:
     """Stride 1 along the width: y[n, i, m] = sum over kh, kw of rows[n, i, kh, kw, m] * w_taps[kh, kw, m],
     m = j*C + c running over an output row, rows[n, i, kh, kw] = the padded input row i*SH + kh*DH from
-    column kw*DW on, OW*C consecutive numbers (so nothing is copied)."""
+    column kw*DW on, OW*C consecutive numbers (so nothing is copied). ``flipped``: with w's kernels
+    turned by 180 degrees (the input gradient's convolution)."""
     N, C = x.shape[:2]
     (OH, OW), (KH, KW), (SH, _), (DH, DW) = out_hw, win.kernel, win.stride, win.dilation
-    xpad = _padded(x, win)  # C-contiguous along (W, C): column j, channel c is number j*C + c of a row
+    xpad = padded(x, win.padding)  # C-contiguous along (W, C): column j, channel c is number j*C + c of a row
     sn, sh, sw, sc = xpad.strides
     rows = as_strided(xpad, (N, OH, KH, KW, OW * C), (sn, SH * sh, DH * sh, DW * sw, sc), writeable=False)
     y = np.empty((N, OH, OW * C), dtype=x.dtype)
-    np.einsum("niabm,abm->nim", rows, _row_weights(w, OW), out=y)
+    np.einsum("niabm,abm->nim", rows, _row_weights(w, OW, flipped), out=y)
     y = y.reshape(N, OH, OW, C)
     if b is not None:
         y += b
     return y.transpose(0, 3, 1, 2)
 
 
-_repeated_by_width = PreparedWeights(lambda w: {})  # weight array -> {OW: its taps repeated along a row}
+_repeated_by_width = PreparedWeights(lambda w: {})  # weight array -> {(OW, flipped): taps along a row}
 
 
-def _row_weights(w: np.ndarray, OW: int) -> np.ndarray:
-    """``_tap_weights`` as (KH, KW, OW*C), kept while ``w`` is unchanged (a frozen network's forward
-    passes would otherwise rebuild them every time: 1 ms of EfficientNet-Lite0's 30)."""
+def _row_weights(w: np.ndarray, OW: int, flipped: bool) -> np.ndarray:
+    """``_tap_weights`` (of the flipped kernels if asked) as (KH, KW, OW*C), kept while ``w`` is
+    unchanged (a frozen network's passes would otherwise rebuild them every time: 1 ms of
+    EfficientNet-Lite0's 30)."""
     by_width = _repeated_by_width(w)
-    if OW not in by_width:
-        by_width[OW] = _tap_weights(w, OW).reshape(*w.shape[2:], -1)
-    return by_width[OW]
+    if (OW, flipped) not in by_width:
+        kernels = w[:, :, ::-1, ::-1] if flipped else w
+        by_width[(OW, flipped)] = _tap_weights(kernels, OW).reshape(*w.shape[2:], -1)
+    return by_width[(OW, flipped)]
 
 
 def forward_windows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: Window,
@@ -188,23 +192,10 @@ def forward_windows(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], win: 
     N, C = x.shape[:2]
     y = np.empty((N, *out_hw, C), dtype=x.dtype)
     filters = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))  # (KH, KW, C)
-    np.einsum("nijcab,abc->nijc", _windows(_padded(x, win), win, out_hw), filters, out=y)
+    np.einsum("nijcab,abc->nijc", _windows(padded(x, win.padding), win, out_hw), filters, out=y)
     if b is not None:
         y += b
     return y.transpose(0, 3, 1, 2)
-
-
-def _padded(x: np.ndarray, win: Window) -> np.ndarray:
-    """(N, C, H, W) -> the zero-padded image channels-last, (N, H + 2*ph, W + 2*pw, C): x itself (a
-    view) when there is no padding and x is already an NCHW view of a channels-last array."""
-    N, C, H, W = x.shape
-    (ph, pw), xt = win.padding, x.transpose(0, 2, 3, 1)
-    if ph == pw == 0 and xt.flags.c_contiguous:
-        return xt
-    xpad = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    xpad[:, :ph], xpad[:, ph + H:], xpad[:, :, :pw], xpad[:, :, pw + W:] = 0, 0, 0, 0  # the border only
-    xpad[:, ph:ph + H, pw:pw + W] = xt
-    return xpad
 
 
 def _windows(xpad: np.ndarray, win: Window, out_hw: Tuple[int, int]) -> np.ndarray:
@@ -226,7 +217,7 @@ def depthwise_grad_input(grad: np.ndarray, w: np.ndarray, x_shape: Sequence[int]
     if win.stride == (1, 1) and min(spread) >= 0:
         # With stride 1 that is the convolution of dy, padded by D*(K-1) - p, with the flipped kernel.
         flipped = Window.of((KH, KW), 1, spread, (DH, DW))
-        return forward_rows(grad, w[:, :, ::-1, ::-1], None, flipped, (H, W))
+        return forward_rows(grad, w, None, flipped, (H, W), flipped=True)
     (ph, pw), (SH, SW) = win.padding, win.stride
     g = channels_last(grad)  # (N, OH, OW, C)
     dphases = np.zeros((SH, SW, N, -(-(H + 2 * ph) // SH), -(-(W + 2 * pw) // SW), C), dtype=grad.dtype)

@@ -24,7 +24,7 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from tinygrad_cv.kernels.fast.channels_last import padded_buffer_of
+from tinygrad_cv.kernels.fast.channels_last import padded
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 from tinygrad_cv.kernels.geometry import Window
 
@@ -47,18 +47,6 @@ def supports(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, g
         return False
     rows_bytes = x.shape[0] * OH * OW * w.shape[1] * w.shape[2] * w.shape[3] * x.itemsize
     return win.stride != (1, 1) and win.dilation == (1, 1) and rows_bytes <= MAX_ROWS_BYTES
-
-
-def padded_channels_last(x: np.ndarray, padding: Tuple[int, int]) -> np.ndarray:
-    """x (N, C, H, W) as a zero-padded (N, H+2ph, W+2pw, C) array; no copy when x is already the
-    interior of such a buffer with a one-pixel border (the output of a fast 3x3 convolution)."""
-    ph, pw = padding
-    if (ph, pw) == (1, 1) and (buffer := padded_buffer_of(x)) is not None:
-        return buffer
-    N, C, H, W = x.shape
-    xpad = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    xpad[:, ph:ph + H, pw:pw + W, :] = x.transpose(0, 2, 3, 1)
-    return xpad
 
 
 def tap_view(a: np.ndarray, win: Window, kh: int, kw: int, out_hw: Tuple[int, int]) -> np.ndarray:
@@ -97,7 +85,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: Any, stride: Any, padding: Any
     O, _, KH, KW = w.shape
     win = Window.of((KH, KW), stride, padding)
     OH, OW = win.output_size(x.shape, "conv2d")
-    xpad = padded_channels_last(x, win.padding)
+    xpad = padded(x, win.padding)  # no copy when x is a fast 3x3 convolution's output
     rows = np.empty((N, OH, OW, KH, KW, C), dtype=x.dtype)
     y = np.empty((N, OH, OW, O), dtype=x.dtype)
     w_mat = weight_matrix(w)
