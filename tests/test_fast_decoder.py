@@ -1,7 +1,8 @@
 """The fast kernels of a conv decoder (upsample + 3x3 conv down to few channels) against the reference.
 
 nn.UpsampleConv2d (kernels/fast/upsample_conv.py) computes an upsample + conv pair as four phase
-convolutions of the small image; it must equal the two reference ops in a row, forward and backward.
+phases of one 2x2 convolution of the small image; it must equal the two reference ops in a row,
+forward and backward.
 
 kernels/fast/upsample.py writes the upsampled image into the fast convolution's padded channels-last
 layout and sums the gradient's blocks as strided views; kernels/fast/thin_conv.py computes the input
@@ -205,20 +206,29 @@ def test_upsample_conv_layer_passes_gradcheck():
 
 
 def test_phase_weights_and_their_adjoint():
-    """Each phase kernel sums the taps that read the same small-image pixel (so the taps of a phase add
-    up to the whole kernel), and weight_from_phases is its adjoint: <P(w), v> = <w, P^T(v)>."""
+    """Each phase's 2x2 kernel sums the 3x3 taps that read the same small-image pixel (so the taps of a
+    phase add up to the whole kernel; a corner tap of the window that only one 3x3 tap reads is that tap),
+    and weight_from_phases is its adjoint: <P(w), v> = <w, P^T(v)>."""
     rng = np.random.default_rng(4)
     w = rng.standard_normal((2, 3, 3, 3))
-    phases = upsample_conv.phase_weights(w).reshape(2, 2, 2, 3, 3, 3)
+    phases = upsample_conv.phase_weights(w).reshape(2, 2, 2, 3, 2, 2)  # (r, s, O, C, t, u)
     assert np.allclose(phases.sum(axis=(4, 5)), w.sum(axis=(2, 3))[None, None])
-    assert np.allclose(phases[0, 0, :, :, 0, 0], w[:, :, 0, 0]) and np.all(phases[0, 0, :, :, 2] == 0)
-    v = rng.standard_normal((8, 3, 3, 3))
+    assert np.allclose(phases[0, 0, :, :, 0, 0], w[:, :, 0, 0]) and np.allclose(phases[1, 1, :, :, 1, 1], w[:, :, 2, 2])
+    assert np.allclose(phases[0, 0, :, :, 1, 1], w[:, :, 1:, 1:].sum(axis=(2, 3)))
+    v = rng.standard_normal((8, 3, 2, 2))
     assert np.isclose((upsample_conv.phase_weights(w) * v).sum(), (w * upsample_conv.weight_from_phases(v)).sum())
 
 
-def test_upsample_conv_layer_takes_the_reference_path_elsewhere_and_checks_its_kernel():
+def test_upsample_conv_layer_takes_the_reference_path_elsewhere_and_checks_its_kernel(monkeypatch):
+    from tinygrad_cv.kernels.fast import strided_conv
+
     x = np.zeros((1, 2, 3, 3), np.float32)
     layer = nn.UpsampleConv2d(2, 4, 3)
+    assert upsample_conv_fast.fits(x, layer.weight, layer.bias, (2, 2))
+    monkeypatch.setattr(strided_conv, "MAX_ROWS_BYTES", 1 * 4 * 4 * 4 * 2 * 4 - 1)  # rows of 2x2 windows: 512 bytes
+    assert not upsample_conv_fast.fits(x, layer.weight, layer.bias, (2, 2))  # too big to keep: the reference
+    assert layer(Tensor(x)).shape == (1, 4, 6, 6)
+    monkeypatch.undo()
     assert not upsample_conv_fast.fits(x, layer.weight, layer.bias, (3, 3))  # another scale
     assert not upsample_conv_fast.fits(x.astype(np.float64), layer.weight, layer.bias, (2, 2))  # mixed dtypes
     assert nn.UpsampleConv2d(2, 4, 5, scale_factor=3)(Tensor(x)).shape == (1, 4, 9, 9)  # reference path

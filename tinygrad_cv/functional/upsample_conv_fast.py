@@ -1,5 +1,5 @@
 """The CPU fast path of nearest upsampling by 2 followed by a 3x3 convolution (a decoder's step), as one
-Function over kernels/fast/upsample_conv.py: the four output phases as one convolution of the small
+Function over kernels/fast/upsample_conv.py: the four output phases as one 2x2 convolution of the small
 image. The reference is ``conv2d(upsample_nearest2d(x, 2), w, b, padding=1)`` (functional/conv.py);
 ``nn.UpsampleConv2d`` picks between the two."""
 from __future__ import annotations
@@ -19,16 +19,10 @@ def fits(x: TensorLike, w: TensorLike, b: Optional[TensorLike], scale_factor: An
 class UpsampleConv3x3Fast(Function):
     def forward(self, x: Any, w: Any, b: Any) -> Any:
         self.x_shape = x.shape
-        self.wp = upsample_conv.phase_weights(w)  # (4*O, C, 3, 3): the four phases' kernels
-        self.im2col = upsample_conv.uses_im2col(w.shape[0])
-        if self.im2col:
-            y, kept = upsample_conv.forward_im2col(x, self.wp, b)  # kept: x's im2col rows
-        else:
-            y, kept = upsample_conv.forward_padded(x, self.wp, b)  # kept: x's padded channels-last buffer
-        self.kept = kept if self.needs_grad[1] else None  # only the weight gradient reads it
+        self.wp = upsample_conv.phase_weights(w)  # (4*O, C, 2, 2): the four phases' kernels
+        y, rows = upsample_conv.forward(x, self.wp, b)
+        self.rows = rows if self.needs_grad[1] else None  # only the weight gradient reads them
         return y
 
     def backward(self, grad: Any) -> tuple:
-        if self.im2col:
-            return upsample_conv.backward_im2col(grad, self.wp, self.kept, self.x_shape, self.needs_grad)
-        return upsample_conv.backward_padded(grad, self.wp, self.kept, self.needs_grad)
+        return upsample_conv.backward(grad, self.wp, self.rows, self.x_shape, self.needs_grad)
