@@ -7,8 +7,8 @@ A case of benchmarks/run.py (``--only f``); also runs alone for a quick look (an
 PyTorch computes the same network from the same weights: a small definition in its own layers below
 (SAME padding by F.pad where it is asymmetric, BatchNorm in eval mode with eps 1e-3, ReLU6), under
 ``torch.no_grad()`` for the forward case, as a user of either framework would run inference.
-Timing as run.py's (``median_times``): the two take turns, each timed call after a pause and an
-untimed call of its own, with as many PyTorch threads as NumPy's BLAS has.
+Timing as run.py's (``median_times``): the two take turns, each timed call after a pause and
+untimed calls of its own, with as many PyTorch threads as NumPy's BLAS has.
 """
 from __future__ import annotations
 
