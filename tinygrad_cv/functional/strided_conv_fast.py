@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tinygrad_cv.kernels.fast import strided_conv
+from tinygrad_cv.kernels.fast.channels_last import channel_sums
 from tinygrad_cv.kernels.geometry import IntOrPair
 from tinygrad_cv.tensor import Function
 
@@ -25,5 +26,5 @@ class StridedConv2dFast(Function):
         if self.needs_grad[1]:
             dw = strided_conv.conv_grad_weight(g_rows, self.rows, self.w.shape)
         if self.needs_grad[2]:
-            db = g_rows.sum(axis=0)
+            db = channel_sums(g_rows)
         return dx, dw, db

@@ -46,7 +46,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from tinygrad_cv.kernels.fast import thin_conv
-from tinygrad_cv.kernels.fast.channels_last import interior, padded_buffer_of, zero_border
+from tinygrad_cv.kernels.fast.channels_last import channel_sums, interior, padded_buffer_of, zero_border
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 from tinygrad_cv.kernels.fast.scratch import work_buffer
 
@@ -166,7 +166,7 @@ def conv3x3_padded_grad_weight(xpad: Any, gpad: Any) -> Any:
 
 def conv3x3_padded_grad_bias(gpad: Any) -> Any:
     """dL/db: the sum of dL/dy over every pixel (the border is zero). Shape (O,)."""
-    return gpad.reshape(-1, gpad.shape[3]).sum(axis=0)
+    return channel_sums(gpad.reshape(-1, gpad.shape[3]))
 
 
 # ---- few input channels: the nine taps side by side, one GEMM ---------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from tinygrad_cv.kernels.fast import strided_conv
+from tinygrad_cv.kernels.fast.channels_last import channel_sums
 
 # PHASE_TAPS[r, t, kh] = 1 when, in output phase r, tap kh of the 3x3 kernel reads row t of the 2x2 window.
 PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
@@ -109,5 +110,5 @@ def backward(grad: np.ndarray, wp: np.ndarray, rows: Optional[np.ndarray], x_sha
     g_rows = to_phases(grad).reshape(-1, 4 * O)
     dx = strided_conv.conv_grad_input(g_rows, wp, x_shape, 1, 1) if needs[0] else None
     dw = weight_from_phases(strided_conv.conv_grad_weight(g_rows, rows, wp.shape)) if needs[1] else None
-    db = g_rows.sum(axis=0).reshape(4, O).sum(axis=0) if needs[2] else None
+    db = channel_sums(g_rows).reshape(4, O).sum(axis=0) if needs[2] else None
     return dx, dw, db
