@@ -19,8 +19,9 @@ x with padding 1 and 4*O output channels holds all four phases at its (H+1) x (W
 (each block is read at H x W of the positions; the other row and column are computed and dropped).
 The 2x2 convolution is im2col in the channels-last layout and one product, strided_conv.py's kernels
 with stride 1: rows (N*(H+1)*(W+1), 4*C) @ (4*C, 4*O). Upsampling and then convolving multiplies
-(N*2H*2W, 9*C) rows by (9*C, O): about the same count of multiply-adds as this, but on four times
-the rows, built from an upsampled copy (PERFORMANCE.md has the timings against the other ways).
+(N*2H*2W, 9*C) rows by (9*C, O): 36*H*W multiply-adds per image, input and output channel against
+16*(H+1)*(W+1) here (0.58 of them at 7x7, 0.51 at 14x14), and its rows come from an upsampled copy
+(PERFORMANCE.md has the timings against the earlier ways).
 Backward, every pixel of dL/dy goes back to its (position, block) slot, zero elsewhere; the 2x2
 convolution's input gradient is then dL/dx on the small image directly, and its weight gradient is
 added back onto the 3x3 taps that made each phase tap.
