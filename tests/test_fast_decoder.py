@@ -1,7 +1,7 @@
 """The fast kernels of a conv decoder (upsample + 3x3 conv down to few channels) against the reference.
 
-nn.UpsampleConv2d (kernels/fast/upsample_conv.py) computes an upsample + conv pair as four phase
-phases of one 2x2 convolution of the small image; it must equal the two reference ops in a row,
+nn.UpsampleConv2d (kernels/fast/upsample_conv.py) computes an upsample + conv pair as the four
+output phases of one 2x2 convolution of the small image; it must equal the two reference ops in a row,
 forward and backward.
 
 kernels/fast/upsample.py writes the upsampled image into the fast convolution's padded channels-last

@@ -28,7 +28,7 @@ added back onto the 3x3 taps that made each phase tap.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -71,15 +71,21 @@ def weight_from_phases(d_phases: np.ndarray) -> np.ndarray:
     return np.tensordot(by_row, taps, axes=([0, 3], [0, 1]))  # (O, C, kh, kw)
 
 
+def phase_blocks(O: int) -> Iterator[Tuple[int, int, slice]]:
+    """(r, s, the channels of block 2r + s) for the four phases: where ``from_phases`` and its adjoint
+    find phase (r, s) among the 4*O output channels."""
+    for r in (0, 1):
+        for s in (0, 1):
+            yield r, s, slice((2 * r + s) * O, (2 * r + s + 1) * O)
+
+
 def from_phases(z: np.ndarray, O: int) -> np.ndarray:
     """(N, H+1, W+1, 4*O) window outputs, any strides -> y (N, O, 2H, 2W), an NCHW view of a new
     channels-last array: pixel (2i + r, 2j + s) is channel block 2r + s at position (i + r, j + s)."""
     N, H, W = z.shape[0], z.shape[1] - 1, z.shape[2] - 1
     out = np.empty((N, 2 * H, 2 * W, O), dtype=z.dtype)
-    for r in (0, 1):
-        for s in (0, 1):
-            block = 2 * r + s
-            out[:, r::2, s::2] = z[:, r:r + H, s:s + W, block * O:(block + 1) * O]
+    for r, s, block in phase_blocks(O):
+        out[:, r::2, s::2] = z[:, r:r + H, s:s + W, block]
     return out.transpose(0, 3, 1, 2)
 
 
@@ -90,10 +96,8 @@ def to_phases(grad: np.ndarray) -> np.ndarray:
     H, W = H2 // 2, W2 // 2
     g = grad.transpose(0, 2, 3, 1)  # (N, 2H, 2W, O): a view
     z = np.zeros((N, H + 1, W + 1, 4 * O), dtype=grad.dtype)
-    for r in (0, 1):
-        for s in (0, 1):
-            block = 2 * r + s
-            z[:, r:r + H, s:s + W, block * O:(block + 1) * O] = g[:, r::2, s::2]
+    for r, s, block in phase_blocks(O):
+        z[:, r:r + H, s:s + W, block] = g[:, r::2, s::2]
     return z
 
 
