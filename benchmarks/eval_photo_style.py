@@ -64,7 +64,7 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
         if not (out / f"pair{index}_{kind}.png").exists():
             continue  # not run yet: this pair's record lacks it until it is
         previous = json.loads(saved.read_text())
-        record.update({k: v for k, v in previous.items() if k.startswith(f"seconds_{kind}")})
+        record.update({k: v for k, v in previous.items() if k.startswith((f"seconds_{kind}", f"style_weight_{kind}"))})
         for name in (kind, f"{kind}+smooth"):
             images[name] = load_image(out / f"pair{index}_{name.replace('+', '_')}.png")
     for kind, settings in (("plain", StyleSettings(size=size)), ("photo", photo_settings(size=size))):
@@ -74,6 +74,7 @@ def run_pair(index: int, size: int, out: Path, kinds=("plain", "photo")) -> Dict
         start = time.perf_counter()
         result = stylize(model, content, [look], settings)
         record[f"seconds_{kind}"] = round(time.perf_counter() - start, 1)
+        record[f"style_weight_{kind}"] = result.style_weight  # above settings.style_weight: the target raised it
         images[kind] = result.image
         start = time.perf_counter()
         images[f"{kind}+smooth"] = smooth(result.image, resize(content, result.image.shape[:2]))
@@ -103,10 +104,11 @@ def report(out: Path) -> str:
             lines.append(f"| {r['pair']} | {kind} | {row['energy']:.4g} | {row['energy'] / plain:.3g} | "
                          f"{row['style'] / base:.3f} | {row['content']:.3f} |")
     lines.append("")
-    lines.append("| pair | size | plain (s) | photo (s) | smoothing (s) |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| pair | size | plain (s) | photo (s) | smoothing (s) | photo's style weight at the end |")
+    lines.append("|---|---|---|---|---|---|")
     for r in records:
-        lines.append(f"| {r['pair']} | {r['size']} | {r['seconds_plain']} | {r['seconds_photo']} | {r['seconds_photo_smooth']} |")
+        lines.append(f"| {r['pair']} | {r['size']} | {r['seconds_plain']} | {r['seconds_photo']} | "
+                     f"{r['seconds_photo_smooth']} | {r.get('style_weight_photo', '?')} |")
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)
     cells: List[np.ndarray] = []

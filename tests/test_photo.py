@@ -103,11 +103,14 @@ def test_photo_term_keeps_the_output_nearer_a_photo(imagenet_vgg16):
 def test_the_style_weight_is_boosted_only_when_the_style_target_is_not_reached(imagenet_vgg16):
     vgg, _ = imagenet_vgg16
     content, style = small_photo(32), sample_photo("flower.jpg")
-    easy = stylize(vgg, content, [style], photo_settings(size=32, iters=6, style_target=0.999))
-    assert len(easy.history) == 3 and easy.status == "done"  # reached after the first half: stops there
-    hard = stylize(vgg, content, [style], photo_settings(size=32, iters=6, style_target=1e-9, style_boost=100))
-    assert len(hard.history) == 6 and hard.status == "done"
-    assert hard.history[3]["style"] > 10 * hard.history[2]["style"]  # the second half weighs style 100 times
+    # 8 steps: checks after steps 4 and 6 (TARGET_CHECKS); history holds the weighted style term
+    easy = stylize(vgg, content, [style], photo_settings(size=32, iters=8, style_target=0.999, style_boost=100))
+    assert len(easy.history) == 8 and easy.status == "done"  # reached after the first half: no boost
+    assert all(easy.history[k]["style"] < 2 * easy.history[k - 1]["style"] for k in (4, 6))
+    hard = stylize(vgg, content, [style], photo_settings(size=32, iters=8, style_target=1e-9, style_boost=100))
+    assert len(hard.history) == 8 and hard.status == "done"
+    assert hard.history[4]["style"] > 10 * hard.history[3]["style"]  # from step 5 style weighs 100 times
+    assert hard.history[6]["style"] > 10 * hard.history[5]["style"]  # and from step 7, 10,000 times
     with pytest.raises(ValueError, match="style_target"):
         stylize(vgg, content, [style], photo_settings(size=32, iters=2, style_target=1.5))
 
@@ -177,6 +180,15 @@ def test_cli_photo_writes_and_reports_the_matting_energy(photos, tmp_path, image
                                "--smooth", "-o", str(out))
     assert code == 0 and out.is_file()
     assert "photo " in printed and "relative matting energy" in printed
+
+
+def test_cli_photo_says_when_the_style_target_raised_the_weight(photos, tmp_path, imagenet_vgg16, capsys):
+    content, style = photos
+    out = tmp_path / "out.png"
+    code, printed, _ = run_cli(capsys, "style", str(content), str(style), "--photo", "--size", "32", "--iters", "4",
+                               "--style-target", "1e-6", "-o", str(out))
+    assert code == 0 and out.is_file()
+    assert "style weight was raised from 10 to 90" in printed  # checks after steps 2 and 3 both missed it
 
 
 def test_cli_masks_of_other_sizes_are_resized(photos, tmp_path, imagenet_vgg16, capsys):

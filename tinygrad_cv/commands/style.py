@@ -42,8 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"weight of the matting-Laplacian term (default {d.photo_weight}; --photo {ph.photo_weight:g})")
     p.add_argument("--style-target", type=finite_float,
                    help=f"if the style loss has not fallen to this fraction of the content's after half the iterations, "
-                        f"the rest run with {ph.style_boost:g} times the style weight (default "
-                        f"{d.style_target:g}: off; --photo {ph.style_target:g})")
+                        f"the style weight is multiplied by {ph.style_boost:g}, and again after three quarters "
+                        f"(default {d.style_target:g}: off; --photo {ph.style_target:g})")
     p.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                    help=f"closed-form smoothing of the result (Li et al. 2018; default {'on' if d.smooth else 'off'}, "
                         f"--photo {'on' if ph.smooth else 'off'})")
@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     if result.history:
         first, last = result.initial, result.history[-1]
         print("losses start -> end: " + ", ".join(f"{k} {first[k]:.4g} -> {last[k]:.4g}" for k in last if k != "loss"))
+        if result.style_weight != settings.style_weight:
+            print(f"the style loss was above {settings.style_target:g} of its start at a check, so the style weight was "
+                  f"raised from {settings.style_weight:g} to {result.style_weight:g} (the terms above are weighted)")
         _report(model, result.image, content, styles, settings, content_mask, style_mask)
     if result.status == "interrupted":
         print("interrupted: the image above is the last completed iteration", file=sys.stderr)
