@@ -42,6 +42,8 @@ def test_objectives_compose_and_report_each_term():
     total, parts = objective(feats, Tensor(np.zeros((1, 3, 2, 2))))
     np.testing.assert_allclose(total.item(), 2.5 * 0.25)
     assert set(parts) == {"content", "tv"}
+    louder = objective.reweighted("content", 3.0)  # only the content terms change
+    assert [w for w, _ in louder.terms] == [6.0, 1.5, -0.25] and [w for w, _ in objective.terms] == [2.0, 0.5, -0.25]
 
 
 class TinyNet:

@@ -82,6 +82,10 @@ class Objective:
 
     __rmul__ = __mul__
 
+    def reweighted(self, name: str, factor: float) -> "Objective":
+        """The same terms, those named ``name`` weighted ``factor`` times as much (nothing is rebuilt)."""
+        return Objective([(w * factor if t.name == name else w, t) for w, t in self.terms])
+
     def __truediv__(self, divisor: float) -> "Objective":
         return self * (1.0 / divisor)
 

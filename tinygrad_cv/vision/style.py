@@ -272,8 +272,7 @@ def stylize(
         per_step: List[Callback] = [lambda info, k=k: [cb(k, len(sides), info) for cb in callbacks]]
         last = k == len(sides) - 1
         if last and settings.style_target and settings.style_weight:
-            result, style_weight = _render_to_style_target(model, content_k, styles, settings, side, regions,
-                                                           objective, start_image, steps, per_step)
+            result, style_weight = _render_to_style_target(model, objective, start_image, steps, settings, per_step)
         else:
             result = _render(model, objective, start_image, steps, settings, per_step)
         history += result.history
@@ -298,11 +297,10 @@ def _render(model, objective: Objective, start_image: np.ndarray, steps: int, se
                   RenderSettings(steps=steps, optimizer=settings.optimizer, lr=settings.lr), callbacks=callbacks)
 
 
-def _render_to_style_target(model, content: np.ndarray, styles: Sequence[np.ndarray], settings: StyleSettings,
-                            side: int, regions, objective: Objective, start_image: np.ndarray, steps: int,
-                            callbacks: Sequence[Callback]) -> Tuple[RenderResult, float]:
+def _render_to_style_target(model, objective: Objective, start_image: np.ndarray, steps: int,
+                            settings: StyleSettings, callbacks: Sequence[Callback]) -> Tuple[RenderResult, float]:
     """The steps in stages split at TARGET_CHECKS. After each stage but the last, if the style loss is still
-    above ``settings.style_target`` of its value at the start, the style weight is multiplied by
+    above ``settings.style_target`` of its value at the start, the style term's weight is multiplied by
     ``settings.style_boost``; once it is below, the remaining steps keep the weight they have. Each
     stage after the first is a fresh optimiser run from the current image (uint8, as every scale
     hands on). Progress is reported as one run of ``steps``. Returns the result and the style weight
@@ -320,20 +318,18 @@ def _render_to_style_target(model, content: np.ndarray, styles: Sequence[np.ndar
     for end in bounds[1:]:
         if end <= done:
             continue
-        last = end == steps
         if history:  # a later stage: the style loss so far, at the starting weight
             if history[-1]["style"] / boost <= settings.style_target * initial["style"]:
-                end, last = steps, True  # reached: no more boosts
+                end = steps  # reached: no more boosts
             else:
                 boost *= settings.style_boost
-                objective = style_objective(model, content, styles,
-                                            replace(settings, style_weight=settings.style_weight * boost), side, regions)
+                objective = objective.reweighted("style", settings.style_boost)
         result = _render(model, objective, image, end - done, settings, [report])
         history += result.history
         initial = initial or result.initial
         done += result.steps
         image = to_uint8(result.image)
-        if result.status != "done" or last or not result.history:
+        if result.status != "done" or done >= steps or not result.history:
             break
     return RenderResult(result.image, done, result.status, history, initial), settings.style_weight * boost
 
