@@ -37,12 +37,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from tinygrad_cv import backend
+from tinygrad_cv import backend, nn
 from tinygrad_cv import functional as F
-from tinygrad_cv import nn
+from tinygrad_cv.functional import fast_paths, mbconv_fast
 from tinygrad_cv.io.weights import Weights
 from tinygrad_cv.nn.init import random_like
-from tinygrad_cv.tensor import Tensor
+from tinygrad_cv.tensor import Tensor, is_grad_enabled
 from tinygrad_cv.vision.image import ImageLike, to_rgb_uint8
 
 # Lite0's stages (Tan & Le 2019, Table 1, without SE): (repeats, kernel, stride, expand ratio, out channels).
@@ -98,11 +98,15 @@ class ConvBN(nn.Module):
             x = F.conv2d(x, *self.folded(), s, (top, left), groups=self.conv.groups)
         return F.clip(x, 0.0, 6.0) if self.act else x  # ReLU6
 
+    def arrays(self) -> Tuple[Tensor, ...]:
+        """The convolution's weight and the batch norm's parameters and running averages."""
+        return self.conv.weight, self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var
+
     def folded(self) -> Tuple[Tensor, Tensor]:
         """Eval-mode batch norm folded into the convolution: (weight * scale, shift), the same numbers
         in one op. Kept while the parameters are frozen and unchanged; recomputed as Tensor ops (so
         that gradients reach them) when any requires a gradient."""
-        params = (self.conv.weight, self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var)
+        params = self.arrays()
         if any(p.requires_grad for p in params):
             scale, shift = self.bn.scale_shift()
             return self.conv.weight * scale.reshape(-1, 1, 1, 1), shift
@@ -126,9 +130,27 @@ class MBConv(nn.Module):
         self.residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: Tensor) -> Tensor:
+        if fast_paths.enabled() and self._fused_fits(x):  # inference on the CPU: the block fused
+            return self._forward_fused(x)
         h = self.expand(x) if self.expand is not None else x
         h = self.project(self.depthwise(h))
         return h + x if self.residual else h
+
+    # ---- the fast path for inference ------------------------------------------------------------------
+    def _fused_fits(self, x: Tensor) -> bool:
+        """No gradient wanted, eval mode, float32 NumPy input and weights: ``_forward_fused`` can run."""
+        params = [p for layer in (self.expand, self.depthwise, self.project) if layer is not None
+                  for p in layer.arrays()]
+        wanted = is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        return not wanted and not self.training and mbconv_fast.supports(x, params)
+
+    def _forward_fused(self, x: Tensor) -> Tensor:
+        """``forward`` through ``functional/mbconv_fast.py``: batch norm folded into each convolution."""
+        k, s = self.depthwise.conv.kernel_size[0], self.depthwise.conv.stride
+        pads = (same_padding(x.shape[2], k, s), same_padding(x.shape[3], k, s))
+        expand = self.expand.folded() if self.expand is not None else None
+        return mbconv_fast.block_forward(x, expand, self.depthwise.folded(), self.project.folded(), s, pads,
+                                         self.residual)
 
 
 class EfficientNet(nn.Module):

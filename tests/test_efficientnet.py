@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.efficientnet import STAGES, EfficientNet, load_efficientnet, random_state, same_padding
+from models.efficientnet import (
+    STAGES,
+    EfficientNet,
+    load_efficientnet,
+    random_state,
+    same_padding,
+)
 from tinygrad_cv import Tensor, no_grad
 from tinygrad_cv.vision.samples import sample_photo
 
@@ -76,6 +82,42 @@ def test_logits_match_a_plain_float64_reference_on_random_weights():
     expected = lite0_reference(x, state)
     assert logits.shape == (2, 1000)
     np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("block", [0, 1, 3, 4, 11, 15])  # no expand; stride 2 (3x3, 5x5); residual; last
+def test_fused_block_equals_the_op_by_op_block(block):
+    """With no gradient wanted, a block runs fused (functional/mbconv_fast.py): the same numbers as
+    its ops on the reference path, on a batch of two with odd sizes (TensorFlow's asymmetric SAME)."""
+    import tinygrad_cv as tg
+
+    model = load_efficientnet(weights="random", seed=5)
+    mb = model.blocks[block]
+    channels = mb.depthwise.conv.weight.shape[0] // (6 if mb.expand is not None else 1)
+    x = Tensor(np.random.default_rng(block).uniform(0, 2, (2, channels, 13, 10)).astype(np.float32))
+    with no_grad():
+        assert mb._fused_fits(x)
+        with tg.fast_paths(True):  # (also when the suite runs with --reference)
+            fused = mb(x).data
+        with tg.fast_paths(False):
+            reference = mb(x).data
+    assert fused.shape == reference.shape
+    np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+
+
+def test_fused_block_only_without_a_gradient_and_in_eval_mode():
+    model = load_efficientnet(weights="random")
+    mb = model.blocks[2]
+    x = Tensor(np.zeros((1, 24, 8, 8), np.float32), requires_grad=True)
+    assert not mb._fused_fits(x)  # a gradient is wanted: the ops build the graph
+    y = mb(x)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+    with no_grad():
+        assert mb._fused_fits(x)
+        mb.train()
+        assert not mb._fused_fits(x)  # training-mode batch norm uses the batch's statistics
+        mb.eval()
+        assert not mb._fused_fits(Tensor(np.zeros((1, 24, 8, 8))))  # float64: the ops
 
 
 def test_named_layers_and_bad_layer_lists_the_names():

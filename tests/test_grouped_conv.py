@@ -109,12 +109,13 @@ def test_depthwise_rows_path_notices_weights_changed_in_place():
         w *= -0.5  # as an optimiser's step would
 
 
-@pytest.mark.parametrize("channels", [6, depthwise.EINSUM_MIN_CHANNELS])
+@pytest.mark.parametrize("channels", [6, depthwise.EINSUM_MIN_CHANNELS, depthwise.WINDOWS_MIN_CHANNELS])
 @pytest.mark.parametrize("kernel, stride, padding, dilation", DEPTHWISE_GEOMETRIES)
 def test_depthwise_fast_equals_reference(kernel, stride, padding, dilation, channels):
-    """The fast path reads rows of the padded input with einsum (stride 1 along the width), or cuts
-    strided inputs into stride phases (few channels) or reads one window view with einsum (many):
-    odd sizes, strides 2 and 3, padding larger than the stride, dilation."""
+    """The fast path reads rows of the padded input with einsum (stride 1 along the width, fewer than
+    WINDOWS_MIN_CHANNELS channels), or cuts strided inputs into stride phases (few channels) or reads
+    one window view with einsum (many): odd sizes, strides 2 and 3, padding larger than the stride,
+    dilation."""
     rng = np.random.default_rng(0)
     C = channels
     x, w, b = rng.standard_normal((2, C, 11, 9)), rng.standard_normal((C, 1, kernel, kernel)), rng.standard_normal(C)

@@ -29,7 +29,9 @@ OW*C numbers are OW*C consecutive numbers of one padded input row, so einsum's i
 long, against the tap weights repeated along the row. With a stride along the width they are not
 consecutive, and the view is (N, OH, OW, C, KH, KW) against (KH, KW, C) filters: an inner loop of C
 numbers, which pays from ``EINSUM_MIN_CHANNELS`` on; below it the loop above is faster. Numbers
-(EfficientNet-Lite0's 16 layers: 13.5 ms with the loop, 8.0 ms so) are in PERFORMANCE.md.
+(EfficientNet-Lite0's 16 layers: 13.5 ms with the loop, 8.0 ms so) are in PERFORMANCE.md. From
+``WINDOWS_MIN_CHANNELS`` on, the window view is used at stride 1 too: an inner loop of C numbers is
+then long enough, and each weight is read once instead of once per output column.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from tinygrad_cv.kernels.fast.weight_cache import PreparedWeights
 from tinygrad_cv.kernels.geometry import Window
 
 EINSUM_MIN_CHANNELS = 64  # with a stride along the width, einsum over (C,) filters pays from here on
+WINDOWS_MIN_CHANNELS = 240  # with stride 1 too, from here on: rows of C read each weight once
 
 
 def supports(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> bool:
@@ -131,7 +134,7 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], str
     """y = conv2d(x, w, b, groups=C). Shape: x (N, C, H, W), w (C, 1, KH, KW) -> (N, C, OH, OW),
     an NCHW view of a channels-last array."""
     win, out_hw = _geometry(x.shape, w.shape, stride, padding, dilation)
-    if win.stride[1] == 1:
+    if win.stride[1] == 1 and x.shape[1] < WINDOWS_MIN_CHANNELS:
         return forward_rows(x, w, b, win, out_hw)
     if x.shape[1] >= EINSUM_MIN_CHANNELS:
         return forward_windows(x, w, b, win, out_hw)
