@@ -1,8 +1,8 @@
 """EfficientNet's inverted-residual block for inference, fused (fast path; models/efficientnet.py
 chooses it when no gradient is wanted).
 
-The expand convolution writes straight into the depthwise layer's padded buffer, and the depthwise
-convolution, its ReLU6 and the projection run band by band on every core
+The expand convolution's ReLU6 is written straight into the depthwise layer's padded buffer, the
+depthwise ReLU6 and the residual sum are done in place, and no graph is built
 (``kernels/fast/mbconv.py``). The op-by-op reference is ``MBConv.forward``'s other branch.
 """
 from __future__ import annotations
