@@ -59,10 +59,20 @@ def padded(x: np.ndarray, padding: Tuple[int, int]) -> np.ndarray:
     if (ph, pw) == (1, 1):
         return as_padded(x)
     N, C, H, W = x.shape
-    xpad = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    xpad[:, :ph], xpad[:, ph + H:], xpad[:, :, :pw], xpad[:, :, pw + W:] = 0, 0, 0, 0
+    xpad = zero_bordered((N, H, W, C), ((ph, ph), (pw, pw)), x.dtype)
     xpad[:, ph:ph + H, pw:pw + W] = xt
     return xpad
+
+
+def zero_bordered(inner: Tuple[int, int, int, int], pads: Tuple[Tuple[int, int], Tuple[int, int]],
+                  dtype: Any) -> np.ndarray:
+    """A channels-last buffer around an (N, H, W, C) inside, padded by pads ((top, bottom), (left,
+    right)): the border zeroed, the inside left for the caller to write."""
+    N, H, W, C = inner
+    (top, bottom), (left, right) = pads
+    buf = np.empty((N, H + top + bottom, W + left + right, C), dtype=dtype)
+    buf[:, :top], buf[:, top + H:], buf[:, :, :left], buf[:, :, left + W:] = 0, 0, 0, 0
+    return buf
 
 
 def empty_like_layout(x: np.ndarray, shape: Tuple[int, int, int, int]) -> np.ndarray:

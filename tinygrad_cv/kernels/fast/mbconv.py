@@ -25,6 +25,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from tinygrad_cv.kernels.fast import depthwise
+from tinygrad_cv.kernels.fast.channels_last import zero_bordered
 
 Conv = Tuple[np.ndarray, np.ndarray]  # (weight, bias) of a convolution with batch norm folded in
 
@@ -45,10 +46,9 @@ def block_forward(x: np.ndarray, expand: Optional[Conv], dw: Conv, project: Conv
     """
     N, Cin, H, W = x.shape
     Ce = dw[0].shape[0]
-    (top, bottom), (left, right) = pads
+    (top, _), (left, _) = pads
     rows = x.transpose(0, 2, 3, 1).reshape(N * H * W, Cin)  # one row per pixel (a view if channels-last)
-    buf = np.empty((N, H + top + bottom, W + left + right, Ce), dtype=np.float32)
-    buf[:, :top], buf[:, top + H:], buf[:, :, :left], buf[:, :, left + W:] = 0, 0, 0, 0
+    buf = zero_bordered((N, H, W, Ce), pads, np.float32)
     inside = buf[:, top:top + H, left:left + W]
     if expand is None:
         inside[...] = rows.reshape(N, H, W, Cin)
