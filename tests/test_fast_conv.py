@@ -76,8 +76,8 @@ def test_winograd_layers_equal_the_reference_op(channels):
     assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.path == "winograd"
 
 
-@pytest.mark.parametrize("channels, path", [((3, 5), "gathered"), ((8, 16), "gathered"), ((9, 4), "taps"),
-                                            ((32, 16), "taps"), ((64, 128), "taps"),
+@pytest.mark.parametrize("channels, path", [((3, 5), "gathered"), ((8, 16), "gathered"), ((9, 4), "rows"),
+                                            ((32, 16), "rows"), ((64, 128), "rows"), ((16, 1), "rows"),
                                             ((128, 128), "winograd")])
 def test_each_conv3x3_kernel_equals_the_reference_op(channels, path):
     """Few input channels (an image), some, many: each of the three kernels, forward and all gradients."""
@@ -230,54 +230,60 @@ def test_no_im2col_sized_buffer():
 
 
 # ---- the fast kernels themselves ---------------------------------------------------------------------
-@settings(max_examples=30)
-@given(shape=shapes, seed=st.integers(0, 2**16))
-def test_nine_gemms_match_im2col_forward_and_gradients(shape, seed):
+@settings(max_examples=40)
+@given(shape=shapes, seed=st.integers(0, 2**16), few=st.sampled_from([0, 8]),
+       block_bytes=st.sampled_from([1, 2**20]))
+def test_shifted_gemms_match_im2col_forward_and_gradients(shape, seed, few, block_bytes):
+    """Three products per block, or one over all nine taps (FEW_CHANNELS); many tiny blocks or a few."""
     x, w, b, g = arrays(shape, seed)
-    xpad, tap_weights = channels_last.as_padded(x), conv3x3.weight_per_tap(w)
-    y = channels_last.interior(conv3x3.conv3x3_padded(xpad, tap_weights, b))
-    assert rel_error(y, conv.conv2d_forward(x, w, b, 1, 1)) < 1e-4
-    gpad = channels_last.as_padded(g)
-    dx = channels_last.interior(conv3x3.conv3x3_padded_grad_input(gpad, tap_weights))
+    xpad, gpad = channels_last.as_padded(x), channels_last.as_padded(g)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv3x3, "FEW_CHANNELS", few)
+        mp.setattr(conv3x3, "BLOCK_BYTES", block_bytes)
+        mp.setattr(conv3x3, "MIN_BLOCK_ROWS", 1)
+        ypad = conv3x3.conv3x3_padded(xpad, conv3x3.weight_rows(w), b, relu=True)
+        dxpad = conv3x3.conv3x3_padded_grad_input(gpad, conv3x3.flipped_weight_rows(w))
+    assert channels_last.border_is_zero(ypad) and channels_last.border_is_zero(dxpad)
+    assert rel_error(channels_last.interior(ypad), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
+    assert rel_error(channels_last.interior(dxpad), conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
     dw = conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(xpad, gpad))
-    assert rel_error(dx, conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
     assert rel_error(dw, conv.conv2d_grad_weight(g, x, w.shape, 1, 1)) < 1e-4
     assert rel_error(conv3x3.conv3x3_padded_grad_bias(gpad), conv.conv2d_grad_bias(g)) < 1e-4
 
 
 @settings(max_examples=30)
 @given(shape=shapes, seed=st.integers(0, 2**16), block_bytes=st.sampled_from([1, 2**20]))
-def test_gathered_taps_match_im2col_forward_and_input_gradient(shape, seed, block_bytes):
+def test_gathered_input_gradient_matches_im2col(shape, seed, block_bytes):
     x, w, b, g = arrays(shape, seed)
-    w_mat = conv3x3.weight_matrix(w)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv3x3, "BLOCK_BYTES", block_bytes)
         mp.setattr(conv3x3, "MIN_BLOCK_ROWS", 1)
-        ypad = conv3x3.conv3x3_padded_gathered(channels_last.as_padded(x), w_mat, b, relu=True)
-        dx = conv3x3.conv3x3_padded_grad_input_gathered(channels_last.as_padded(g), w_mat)
-    assert channels_last.border_is_zero(ypad)
-    assert rel_error(channels_last.interior(ypad), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
+        dx = conv3x3.conv3x3_padded_grad_input_gathered(channels_last.as_padded(g), conv3x3.weight_rows(w))
     assert dx.shape == x.shape and rel_error(dx, conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
 
 
 def test_output_is_zero_bordered_and_blocks_cover_every_row(monkeypatch):
     """Tiny blocks (many per image, some straddling two images) give the same result as one block."""
-    x, w, b, _ = arrays((3, 4, 5, 6, 7), seed=1)
-    whole = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_per_tap(w), b, relu=True)
+    x, w, b, _ = arrays((3, 9, 5, 6, 7), seed=1)
+    whole = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_rows(w), b, relu=True)
     monkeypatch.setattr(conv3x3, "MIN_BLOCK_ROWS", 5)
     monkeypatch.setattr(conv3x3, "BLOCK_BYTES", 1)
-    blocks = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_per_tap(w), b, relu=True)
+    blocks = conv3x3.conv3x3_padded(channels_last.as_padded(x), conv3x3.weight_rows(w), b, relu=True)
     np.testing.assert_allclose(whole, blocks, rtol=1e-5, atol=1e-5)  # BLAS may round blocks differently
     assert channels_last.border_is_zero(whole) and channels_last.border_is_zero(blocks)
     assert rel_error(channels_last.interior(whole), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
 
 
-def test_taps_round_trip_and_order():
+def test_weight_matrices_and_tap_order():
     w = np.arange(2 * 3 * 9, dtype=np.float32).reshape(2, 3, 3, 3)
-    tap_weights = conv3x3.weight_per_tap(w)
-    assert tap_weights.shape == (9, 2, 3) and tap_weights.flags.c_contiguous
-    np.testing.assert_array_equal(tap_weights[3 * 2 + 1], w[:, :, 2, 1])
-    np.testing.assert_array_equal(conv3x3.weight_from_taps(tap_weights), w)
+    rows = conv3x3.weight_rows(w)
+    assert rows.shape == (3, 9, 2) and rows.flags.c_contiguous
+    np.testing.assert_array_equal(rows[2, 1 * 3 + 0], w[:, 0, 2, 1])  # kernel row 2, tap kw = 1, channel 0
+    flipped = conv3x3.flipped_weight_rows(w)
+    assert flipped.shape == (3, 6, 3)
+    np.testing.assert_array_equal(flipped[0, 2 * 2 + 1], w[1, :, 2, 0])  # (kh, kw) = (0, 2) is w's (2, 0)
+    taps = np.stack([w[:, :, kh, kw] for kh in range(3) for kw in range(3)])
+    np.testing.assert_array_equal(conv3x3.weight_from_taps(taps), w)
     assert conv3x3.tap_offsets(5) == [-8, -7, -6, -1, 0, 1, 6, 7, 8]  # rows of the 7-wide padded grid
 
 
@@ -300,11 +306,11 @@ def test_as_padded_reuses_a_padded_buffer_and_copies_anything_else():
 def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_bytes):
     """Odd and even sizes (a half-used last tile), one band of tile rows or many."""
     x, w, b, g = arrays(shape, seed)
-    filter_tiles = winograd.filter_transform(w)
+    forward, flipped = winograd.tile_matrices(winograd.filter_transform(w))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(winograd, "BAND_BYTES", band_bytes)
-        ypad = winograd.winograd_conv3x3_padded(channels_last.as_padded(x), filter_tiles, b, relu=True)
-        dxpad = winograd.winograd_conv3x3_padded(channels_last.as_padded(g), filter_tiles, flipped=True)
+        ypad = winograd.winograd_conv3x3_padded(channels_last.as_padded(x), forward, b, relu=True)
+        dxpad = winograd.winograd_conv3x3_padded(channels_last.as_padded(g), flipped)
     assert channels_last.border_is_zero(ypad) and channels_last.border_is_zero(dxpad)
     assert rel_error(channels_last.interior(ypad), np.maximum(conv.conv2d_forward(x, w, b, 1, 1), 0)) < 1e-4
     assert rel_error(channels_last.interior(dxpad), conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
@@ -324,8 +330,8 @@ def test_winograd_accuracy_on_a_vgg_sized_layer():
     x = np.maximum(rng.standard_normal((1, 128, 16, 16)), 0)
     w = rng.standard_normal((128, 128, 3, 3)) * np.sqrt(2 / (9 * 128))
     expected = conv.conv2d_forward(x, w, None, 1, 1)
-    U = winograd.filter_transform(w.astype(np.float32))
-    y = channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x.astype(np.float32)), U))
+    forward, _ = winograd.tile_matrices(winograd.filter_transform(w.astype(np.float32)))
+    y = channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x.astype(np.float32)), forward))
     direct = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, 1, 1)
     assert rel_error(y, expected) < 5e-6
     assert rel_error(direct, expected) < 5e-6
@@ -385,8 +391,8 @@ def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
     x, w, b, _ = arrays((2, 128, 128, 9, 7), seed=12)
 
     def winograd_conv():
-        U = winograd.filter_transform(w)
-        return channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x), U, b, relu=True))
+        forward, _ = winograd.tile_matrices(winograd.filter_transform(w))
+        return channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x), forward, b, relu=True))
 
     many = winograd_conv()
     monkeypatch.setattr(parallel, "workers", lambda: 1)

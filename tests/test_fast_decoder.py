@@ -5,9 +5,9 @@ output phases of one 2x2 convolution of the small image; it must equal the two r
 forward and backward.
 
 kernels/fast/upsample.py writes the upsampled image into the fast convolution's padded channels-last
-layout and sums the gradient's blocks as strided views; kernels/fast/thin_conv.py computes the input
-gradient of a 3x3 convolution with few output channels as one product. Both must give the reference
-numbers for every shape and layout they can receive.
+layout and sums the gradient's blocks as strided views. It must give the reference numbers for every
+shape and layout it can receive. (The input gradient of the last 3x3 convolution, with few output
+channels, is one product over the nine taps side by side: tests/test_fast_conv.py.)
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn
 from tinygrad_cv.functional import upsample_conv_fast
 from tinygrad_cv.kernels import upsample
-from tinygrad_cv.kernels.fast import channels_last, conv3x3, thin_conv, upsample_conv
+from tinygrad_cv.kernels.fast import channels_last, conv3x3, upsample_conv
 from tinygrad_cv.kernels.fast import upsample as fast_upsample
 
 
@@ -77,30 +77,6 @@ def test_upsample_then_conv_equals_the_reference_path_and_needs_no_layout_copy(m
         up = F.upsample_nearest2d(Tensor(x), 2)
     monkeypatch.setattr(channels_last.np, "empty", counting_empty)
     assert channels_last.as_padded(up.data) is channels_last.padded_buffer_of(up.data) and not copies
-
-
-@settings(max_examples=25, deadline=None)
-@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, thin_conv.MAX_CHANNELS),
-                       st.integers(1, 7), st.integers(1, 7)), seed=st.integers(0, 2**16))
-def test_thin_input_gradient_equals_the_nine_products(shape, seed):
-    N, C, O, H, W = shape
-    rng = np.random.default_rng(seed)
-    taps = conv3x3.weight_per_tap(rng.standard_normal((O, C, 3, 3)).astype(np.float32))
-    gpad = channels_last.as_padded(rng.standard_normal((N, O, H, W)).astype(np.float32))
-    got = thin_conv.grad_input_few_outputs(gpad, taps, conv3x3.tap_offsets(W))
-    expected = conv3x3.conv3x3_padded(gpad, taps, transpose_taps=True)  # the nine-product adjoint
-    assert got.shape == (N, H + 2, W + 2, C) and channels_last.border_is_zero(got)
-    assert rel_error(got, expected) < 1e-5
-
-
-def test_thin_input_gradient_with_blocks_across_images(monkeypatch):
-    """Blocks of 5 rows (many per image, some straddling two) give the same result as one block."""
-    rng = np.random.default_rng(1)
-    taps = conv3x3.weight_per_tap(rng.standard_normal((2, 3, 3, 3)).astype(np.float32))
-    gpad = channels_last.as_padded(rng.standard_normal((3, 2, 4, 5)).astype(np.float32))
-    whole = thin_conv.grad_input_few_outputs(gpad, taps, conv3x3.tap_offsets(5))
-    monkeypatch.setattr(thin_conv, "BLOCK_ROWS", 5)
-    assert np.array_equal(thin_conv.grad_input_few_outputs(gpad, taps, conv3x3.tap_offsets(5)), whole)
 
 
 # ---- the encoder's strided convolutions (kernels/fast/strided_conv.py) ---------------------------------------

@@ -4,9 +4,9 @@ Read functional/conv.py first: these ops compute the same numbers (up to float32
 wrappers there take them when ``fast_paths`` is on and the inputs fit.
 
 ``Conv3x3Fast``: a 3x3 convolution with stride 1 and padding 1 on NumPy arrays (every layer of VGG).
-It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as nine
-row-offset GEMMs (kernels/fast/conv3x3.py), or with few input channels (an image) as one GEMM over
-the gathered taps (the same file), or with many channels by Winograd F(2x2, 3x3)
+It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as
+row-offset GEMMs (kernels/fast/conv3x3.py: three per block of rows, or with few input channels, an
+image, one over all nine taps), or with many channels by Winograd F(2x2, 3x3)
 (kernels/fast/winograd.py), with the ReLU fused when asked. Frozen weights are rearranged for the
 kernel once and kept while they stay unchanged (kernels/fast/weight_cache.py). Its output is an NCHW view of the padded
 buffer, which the next such layer (and the fast pooling kernels between them) reads without a copy.
@@ -61,17 +61,20 @@ def pool_fits(x: TensorLike) -> bool:
     return isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f"
 
 
-# How each path wants its weights, kept between calls while a weight array is unchanged.
-_prepared = {path: PreparedWeights(prepare) for path, prepare in
-             (("gathered", conv3x3.weight_matrix), ("winograd", winograd.filter_transform),
-              ("taps", conv3x3.weight_per_tap))}
+# How each path wants its weights, for the forward pass and for dL/dx, kept between calls while a
+# weight array is unchanged.
+_prepared = {
+    "gathered": PreparedWeights(lambda w: (conv3x3.weight_rows(w),) * 2),
+    "rows": PreparedWeights(lambda w: (conv3x3.weight_rows(w), conv3x3.flipped_weight_rows(w))),
+    "winograd": PreparedWeights(lambda w: winograd.tile_matrices(winograd.filter_transform(w))),
+}
 
 
 def conv3x3_path(C: int, O: int) -> str:
     """Which kernel computes a 3x3 convolution of C input and O output channels."""
     if C <= conv3x3.FEW_CHANNELS:
-        return "gathered"  # an image: one GEMM over the gathered taps
-    return "winograd" if winograd.winograd_is_faster(C, O) else "taps"
+        return "gathered"  # an image: one GEMM over the nine taps side by side
+    return "winograd" if winograd.winograd_is_faster(C, O) else "rows"
 
 
 class Conv3x3Fast(Function):
@@ -83,12 +86,10 @@ class Conv3x3Fast(Function):
         prepare = _prepared[self.path]
         # Weights being trained change at every step: prepare them afresh, not kept.
         self.weights = prepare.prepare(w) if self.needs_grad[1] else prepare(w)
-        if self.path == "gathered":
-            ypad = conv3x3.conv3x3_padded_gathered(xpad, self.weights, b, relu=relu)
-        elif self.path == "winograd":
-            ypad = winograd.winograd_conv3x3_padded(xpad, self.weights, b, relu=relu)  # weights: (16, O, C)
+        if self.path == "winograd":
+            ypad = winograd.winograd_conv3x3_padded(xpad, self.weights[0], b, relu=relu)
         else:
-            ypad = conv3x3.conv3x3_padded(xpad, self.weights, b, relu=relu)  # weights: (9, O, C)
+            ypad = conv3x3.conv3x3_padded(xpad, self.weights[0], b, relu=relu)
         self.ypad = ypad if relu else None  # the ReLU's mask
         return interior(ypad)  # (N, O, H, W), a view of the channels-last buffer
 
@@ -99,11 +100,11 @@ class Conv3x3Fast(Function):
             gpad = as_padded(grad)
         dx = dw = db = None
         if self.needs_grad[0] and self.path == "gathered":
-            dx = conv3x3.conv3x3_padded_grad_input_gathered(gpad, self.weights)
+            dx = conv3x3.conv3x3_padded_grad_input_gathered(gpad, self.weights[1])
         elif self.needs_grad[0] and self.path == "winograd":
-            dx = interior(winograd.winograd_conv3x3_padded(gpad, self.weights, flipped=True))
+            dx = interior(winograd.winograd_conv3x3_padded(gpad, self.weights[1]))  # the flipped matrices
         elif self.needs_grad[0]:
-            dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.weights))
+            dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.weights[1]))
         if self.needs_grad[1]:
             dw = conv3x3.weight_from_taps(conv3x3.conv3x3_padded_grad_weight(self.xpad, gpad))
         if self.needs_grad[2]:

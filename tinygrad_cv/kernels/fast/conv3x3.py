@@ -1,4 +1,4 @@
-"""3x3 convolutions with stride 1 and padding 1 as nine shifted matrix products (VGG's fast path).
+"""3x3 convolutions with stride 1 and padding 1 as shifted matrix products (VGG's fast path).
 
 Every convolution in VGG has a 3x3 kernel, stride 1 and padding 1. For that one geometry there is a
 way to skip im2col's copy, which is 9x the size of the input (600 MB for a 64-channel 512x512 image).
@@ -15,22 +15,25 @@ s = (kh - 1)*(W+2) + (kw - 1). So, with ``T[kh, kw] = w[:, :, kh, kw].T`` (C, O)
     Y[q] = b + sum over the nine taps of  X[q + s(kh, kw)] @ T[kh, kw]
 
 and for all output rows q in a range [q0, q1) at once, X[q0 + s : q1 + s] is a *contiguous block of
-rows* of X: a matrix that BLAS reads where it lies. The whole convolution is nine matrix products
-added into one output, with no copy of the input at all (``conv3x3_padded``).
+rows* of X: the convolution is nine matrix products added into one output. The three taps of one
+kernel row read three neighbouring rows of X; copied side by side (rows q - 1, q, q + 1 make one row
+of 3*C numbers), they make one product with K = 3*C instead of three thin ones, so the code does
+three products per block (``conv3x3_padded``), and one with K = 9*C for an RGB image.
 
 The output Y has the same padded shape as the input, (N, H+2, W+2, O), ready for the next layer. Rows
 q on the border (i or j equal to 0 or H+1, W+1) get meaningless sums (their taps wrap into the
 neighbouring row or image); they are set back to zero at the end, so Y is zero-padded too.
 
 Backward, the same idea twice (``conv3x3_padded_grad_input``, ``conv3x3_padded_grad_weight``):
-- dL/dX[r] = sum_t dL/dY[r - s_t] @ T_t^T: the same nine shifted products, with the taps reversed
+- dL/dX[r] = sum_t dL/dY[r - s_t] @ T_t^T: the same shifted products, with the taps reversed
   (s -> -s is (kh, kw) -> (2 - kh, 2 - kw)) and each tap transposed (C <-> O). That is the
   "convolution with the flipped kernel" of kernels/conv.py, on the padded grid.
 - dL/dT_t = sum_q X[q + s_t]^T dL/dY[q]: one product per tap with the long pixel axis inside.
 
 Memory and speed, which is what this is for:
-- No 9x buffer: the extra memory is the output (and a zero border of one pixel).
-- The output is computed in blocks of rows small enough to stay in the CPU cache while its nine
+- No 9x buffer: the extra memory is the output (and a zero border of one pixel), and per core the
+  side-by-side copy of one block's rows.
+- The output is computed in blocks of rows small enough to stay in the CPU cache while its
   products are added into it (``BLOCK_BYTES``), then bias and ReLU are applied to the block while it
   is still there. The blocks are independent, so each core computes its own (parallel.py).
 - A whole network of these layers never changes layout (channels_last.py).
@@ -45,14 +48,13 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from tinygrad_cv.kernels.fast import thin_conv
 from tinygrad_cv.kernels.fast.channels_last import channel_sums, interior, padded_buffer_of, zero_border
 from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
 from tinygrad_cv.kernels.fast.scratch import work_buffer
 
 BLOCK_BYTES = 2**20  # output rows computed together: small enough to stay in cache (PERFORMANCE.md)
 MIN_BLOCK_ROWS = 64  # but never so few rows that calls are mostly overhead
-FEW_CHANNELS = 8  # up to this many input channels (an RGB image): one GEMM over the gathered taps
+FEW_CHANNELS = 8  # up to this many input channels (an RGB image): one GEMM over all nine taps side by side
 
 
 def supports(x: Any, w: Any, b: Any, stride: Any, padding: Any, dilation: Any) -> bool:
@@ -69,18 +71,22 @@ def _as_pair(value: Any) -> Tuple[int, ...]:
     return (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
 
 
-# ---- weights as taps ------------------------------------------------------------------------------------
-def weight_per_tap(w: Any) -> Any:
-    """(O, C, 3, 3) weights -> (9, O, C): tap t = 3*kh + kw is the matrix w[:, :, kh, kw].
-
-    One contiguous (O, C) matrix per tap, so that BLAS can read it (or its transpose) in place.
-    """
+# ---- weights as matrices ----------------------------------------------------------------------------------
+def weight_rows(w: Any) -> Any:
+    """(O, C, 3, 3) weights -> (3, 3*C, O): kernel row kh as one matrix, row kw*C + c holding
+    w[:, c, kh, kw] (the three taps of the row stacked, in the order their pixels lie in X)."""
     O, C = w.shape[:2]
-    return np.ascontiguousarray(w.reshape(O, C, 9).transpose(2, 0, 1))  # (9, O, C)
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(3, 3 * C, O))
+
+
+def flipped_weight_rows(w: Any) -> Any:
+    """``weight_rows`` of the adjoint convolution's kernel: w flipped in both directions with its
+    channels swapped, (3, 3*O, C). Convolving dL/dy with it gives dL/dx."""
+    return weight_rows(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
 
 def weight_from_taps(tap_grads: Any) -> Any:
-    """The inverse of ``weight_per_tap``: (9, O, C) -> (O, C, 3, 3)."""
+    """(9, O, C), tap t = 3*kh + kw the matrix w[:, :, kh, kw] -> (O, C, 3, 3)."""
     _, O, C = tap_grads.shape
     return np.ascontiguousarray(tap_grads.transpose(1, 2, 0)).reshape(O, C, 3, 3)
 
@@ -91,59 +97,73 @@ def tap_offsets(W: int) -> list:
 
 
 # ---- the kernels -------------------------------------------------------------------------------------------
-def conv3x3_padded(xpad: Any, tap_mats: Any, bias: Optional[Any] = None, relu: bool = False,
-                   transpose_taps: bool = False) -> Any:
-    """The 3x3 stride-1 convolution of a zero-padded channels-last batch, as nine shifted GEMMs.
+def conv3x3_padded(xpad: Any, w_rows: Any, bias: Optional[Any] = None, relu: bool = False) -> Any:
+    """The 3x3 stride-1 convolution of a zero-padded channels-last batch, as three GEMMs per block.
 
     Args:
         xpad: (N, H+2, W+2, C) input with a zero border (``as_padded`` makes one).
-        tap_mats: (9, O, C) from ``weight_per_tap(w)``; tap t multiplies the pixel at row offset
-            ``tap_offsets(W)[t]``.
+        w_rows: (3, 3*C, O) from ``weight_rows(w)`` (or ``flipped_weight_rows``: the adjoint).
         bias: (O,) or None. relu: apply max(., 0) to the result (fused, while it is in cache).
-        transpose_taps: use tap 8 - t transposed, (C, O), for tap t: the adjoint convolution,
-            which maps O channels back to C (see ``conv3x3_padded_grad_input``).
     Returns:
-        (N, H+2, W+2, O) output (O = C when transpose_taps) with a zero border; its ``interior`` is the
-        NCHW result.
+        (N, H+2, W+2, O) output with a zero border; its ``interior`` is the NCHW result.
+
+    The three taps of kernel row kh read three consecutive rows of X, X[q + s - 1 .. q + s + 1] with
+    s = (kh - 1)*(W+2): 3*C consecutive numbers. Each block of output rows first copies, for every row
+    of X it reads, that row and its two neighbours side by side into a (rows, 3*C) buffer; then the
+    convolution is three products with K = 3*C, one per kernel row, at row offsets 0, W+2 and 2*(W+2)
+    of the buffer. Nine products with K = C would read X in place, but BLAS runs thin products
+    slowly and each of the nine results must be added into the output (PERFORMANCE.md). With few
+    input channels (an RGB image) the three kernel rows are gathered side by side too: one product
+    with K = 9*C.
     """
     N, Hp, Wp, C = xpad.shape
-    out_channels = tap_mats.shape[2] if transpose_taps else tap_mats.shape[1]
-    X = xpad.reshape(-1, C)  # (N*(H+2)*(W+2), C), a view
-    ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
-    Y = ypad.reshape(-1, out_channels)  # (N*(H+2)*(W+2), O), a view
-    offsets = tap_offsets(Wp - 2)
+    O = w_rows.shape[2]
+    flat = np.ascontiguousarray(xpad).reshape(-1)
+    ypad = np.empty((N, Hp, Wp, O), dtype=xpad.dtype)
+    Y = ypad.reshape(-1, O)  # (N*(H+2)*(W+2), O), a view
+    nine = C <= FEW_CHANNELS
 
-    def output_block(rows: range) -> None:  # rows [q0, q1): nine products added, then bias and ReLU
-        q0, q1 = rows.start, rows.stop
-        out = Y[q0:q1]  # the products go through this thread's buffer: a fresh one would page-fault
-        product = work_buffer("conv3x3.product", (q1 - q0, out_channels), xpad.dtype)
-        for t, s in enumerate(offsets):
-            tap = tap_mats[8 - t] if transpose_taps else tap_mats[t].T  # (C, O) either way
-            np.matmul(X[q0 + s:q1 + s], tap, out=out if t == 0 else product)  # (rows, C) @ (C, O)
-            if t > 0:
-                out += product
+    def pixel_triples(first_row: int, rows: int) -> Any:  # (rows, 3*C): rows q - 1, q, q + 1 of X, side by side
+        return np.lib.stride_tricks.as_strided(flat[(first_row - 1) * C:], (rows, 3 * C), (C * flat.itemsize, flat.itemsize))
+
+    def output_block(block: range) -> None:  # output rows [q0, q1): gather, three products (or one), bias, ReLU
+        q0, q1 = block.start, block.stop
+        out = Y[q0:q1]
+        if nine:
+            gathered = work_buffer("conv3x3.gathered", (q1 - q0, 3, 3 * C), xpad.dtype)
+            for kh in range(3):
+                gathered[:, kh] = pixel_triples(q0 + (kh - 1) * Wp, q1 - q0)
+            np.matmul(gathered.reshape(q1 - q0, 9 * C), w_rows.reshape(9 * C, O), out=out)
+        else:  # X rows q0 - (W+2) .. q1 + (W+2) - 1 as triples, this thread's buffer (no fresh pages)
+            gathered = work_buffer("conv3x3.gathered", (q1 - q0 + 2 * Wp, 3 * C), xpad.dtype)
+            gathered[...] = pixel_triples(q0 - Wp, q1 - q0 + 2 * Wp)
+            product = work_buffer("conv3x3.product", (q1 - q0, O), xpad.dtype)
+            for kh in range(3):
+                np.matmul(gathered[kh * Wp:kh * Wp + q1 - q0], w_rows[kh], out=out if kh == 0 else product)
+                if kh > 0:
+                    out += product
         if bias is not None:
             out += bias
         if relu:
             np.maximum(out, 0, out=out)
 
     # Output rows whose nine taps all stay inside X: from the first to the last interior pixel.
-    first, last = Wp + 1, X.shape[0] - Wp - 1
-    rows_per_block = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (out_channels * xpad.itemsize))
+    first, last = Wp + 1, Y.shape[0] - Wp - 1
+    rows_per_block = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (max(C, O) * xpad.itemsize))
     parallel_map(output_block, split(first, last, rows_per_block, at_least=2 * workers()))
     return zero_border(ypad)  # including the rows before ``first`` and after ``last``, never written
 
 
-def conv3x3_padded_grad_input(gpad: Any, tap_mats: Any) -> Any:
-    """dL/dx for y = conv3x3_padded(x, tap_mats), given dL/dy as a zero-bordered (N, H+2, W+2, O)
-    buffer. Returns (N, H+2, W+2, C), zero-bordered: the gradient for the interior of x."""
-    if gpad.shape[3] <= thin_conv.MAX_CHANNELS:  # few output channels: one product (thin_conv.py)
-        return thin_conv.grad_input_few_outputs(gpad, tap_mats, tap_offsets(gpad.shape[2] - 2))
-    return conv3x3_padded(gpad, tap_mats, transpose_taps=True)
+def conv3x3_padded_grad_input(gpad: Any, w_rows_flipped: Any) -> Any:
+    """dL/dx for y = conv3x3_padded(x, weight_rows(w)), given dL/dy as a zero-bordered (N, H+2, W+2, O)
+    buffer and ``flipped_weight_rows(w)``. Returns (N, H+2, W+2, C), zero-bordered: the gradient for
+    the interior of x."""
+    return conv3x3_padded(gpad, w_rows_flipped)
 
 
 def conv3x3_padded_grad_weight(xpad: Any, gpad: Any) -> Any:
-    """dL/dtaps, shape (9, O, C), for y = conv3x3_padded(xpad, taps); ``taps_to_weight`` makes it OIHW.
+    """dL/dw per tap, shape (9, O, C), for y = conv3x3_padded(xpad, weight_rows(w)); ``weight_from_taps``
+    makes it OIHW.
 
     gpad: dL/dy as a zero-bordered (N, H+2, W+2, O) buffer (its zero border keeps the meaningless
     border sums of the forward pass out of the gradient).
@@ -169,56 +189,21 @@ def conv3x3_padded_grad_bias(gpad: Any) -> Any:
     return channel_sums(gpad.reshape(-1, gpad.shape[3]))
 
 
-# ---- few input channels: the nine taps side by side, one GEMM ---------------------------------------------
-# With C = 3 (VGG's first layer) each of the nine products above has K = 3: BLAS runs them at a
-# fraction of its speed. Gathering the nine taps' pixels side by side, row q of a (rows, 9*C) matrix
-# holds X[q + s_t] for t = 0..8, makes it one product with K = 9*C (im2col, for a block of rows at a
-# time). The three taps of a kernel row kh are three consecutive pixels, 3*C consecutive numbers of
-# X, so the gathering is three strided copies.
-def weight_matrix(w: Any) -> Any:
-    """(O, C, 3, 3) weights -> (9*C, O): row t*C + c holds w[:, c, kh, kw] for tap t = 3*kh + kw."""
-    O, C = w.shape[:2]
-    return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(9 * C, O))
+# ---- few input channels: the input gradient ---------------------------------------------------------------
+def conv3x3_padded_grad_input_gathered(gpad: Any, w_rows: Any) -> Any:
+    """dL/dx for y = conv3x3_padded(x, w_rows) with few input channels (C <= FEW_CHANNELS: an image),
+    from the zero-bordered dL/dy (N, H+2, W+2, O). The adjoint convolution would make thin products
+    (C outputs); this makes one wide one instead.
 
-
-def conv3x3_padded_gathered(xpad: Any, w_mat: Any, bias: Optional[Any] = None, relu: bool = False) -> Any:
-    """``conv3x3_padded`` for few input channels: (N, H+2, W+2, C) -> (N, H+2, W+2, O), zero-bordered,
-    with ``w_mat`` = ``weight_matrix(w)``."""
-    N, Hp, Wp, C = xpad.shape
-    O = w_mat.shape[1]
-    flat = np.ascontiguousarray(xpad).reshape(-1)
-    ypad = np.empty((N, Hp, Wp, O), dtype=xpad.dtype)
-    Y = ypad.reshape(-1, O)
-
-    def output_block(rows: range) -> None:
-        q0, q1 = rows.start, rows.stop
-        gathered = work_buffer("conv3x3.gathered", (q1 - q0, 3, 3 * C), xpad.dtype)
-        for kh in range(3):  # taps (kh, 0..2): pixels q + (kh - 1)*(W+2) - 1 + (0, 1, 2)
-            start = (q0 + (kh - 1) * Wp - 1) * C
-            gathered[:, kh] = np.lib.stride_tricks.as_strided(flat[start:], (q1 - q0, 3 * C), (C * flat.itemsize, flat.itemsize))
-        out = Y[q0:q1]
-        np.matmul(gathered.reshape(q1 - q0, 9 * C), w_mat, out=out)
-        if bias is not None:
-            out += bias
-        if relu:
-            np.maximum(out, 0, out=out)
-
-    first, last = Wp + 1, Y.shape[0] - Wp - 1
-    rows_per_block = max(MIN_BLOCK_ROWS, BLOCK_BYTES // ((O + 9 * C) * xpad.itemsize))
-    parallel_map(output_block, split(first, last, rows_per_block, at_least=2 * workers()))
-    return zero_border(ypad)
-
-
-def conv3x3_padded_grad_input_gathered(gpad: Any, w_mat: Any) -> Any:
-    """dL/dx for y = conv3x3_padded_gathered(x, w_mat), from the zero-bordered dL/dy (N, H+2, W+2, O).
-
-    One product P = w_mat @ G^T, (9*C, pixels): row t*C + c of P is what each pixel of dL/dy sends
+    One product P = w_mat @ G^T, (9*C, pixels), with w_mat = w_rows as a (9*C, O) matrix (row
+    t*C + c for tap t = 3*kh + kw): row t*C + c of P is what each pixel of dL/dy sends
     to channel c of the pixel at offset s_t from it. Then dL/dx[c, r] = sum_t P[t*C + c, r - s_t], nine
     shifted additions of whole rows of P. Returns the (N, C, H, W) gradient (a view of a (C, N, H+2,
     W+2) array: channels first, as an image's gradient is usually wanted).
     """
     N, Hp, Wp, O = gpad.shape
-    C = w_mat.shape[0] // 9
+    C = w_rows.shape[1] // 3
+    w_mat = w_rows.reshape(9 * C, O)
     G = gpad.reshape(-1, O)
     pixels = G.shape[0]
     P = np.empty((9 * C, pixels), dtype=gpad.dtype)

@@ -6,7 +6,7 @@ output of a fast convolution, which is the interior of a zero-bordered channels-
 to X^T X, so neither direction copies the features.
 
     forward   G  = X^T X / P     the long pixel axis cut into one slab per core, partials added
-    backward  dX = X (dG + dG^T) / P    the pixel rows cut into cache-sized blocks, one core each
+    backward  dX = X (dG + dG^T) / P    the pixel rows cut into one block per core
 """
 from __future__ import annotations
 
@@ -47,17 +47,21 @@ def gram(rows: np.ndarray, scale: float) -> np.ndarray:
         slabs = split(0, P, -(-P // workers())) or [range(0, 0)]
         partials = parallel_map(lambda r: X[r.start:r.stop].T @ X[r.start:r.stop], slabs)  # (C, C) each
         G[n] = sum(partials[1:], partials[0])
-    return G * G.dtype.type(scale)
+    G *= G.dtype.type(scale)
+    return G
 
 
 def gram_grad_rows(rows: np.ndarray, grad: np.ndarray, scale: float) -> np.ndarray:
-    """dL/dX for G = scale * X^T X: X (dG + dG^T) * scale, shape (N, P, C), in blocks of rows."""
+    """dL/dX for G = scale * X^T X: X (dG + dG^T) * scale, shape (N, P, C), one block of rows per core.
+
+    One big product per core: cache-sized blocks made BLAS pack the (C, C) factor again for every
+    block, 1.1-2x slower on VGG's layers (PERFORMANCE.md).
+    """
     symmetric = (grad + grad.transpose(0, 2, 1)) * grad.dtype.type(scale)  # (N, C, C)
     d_rows = np.empty(rows.shape, dtype=rows.dtype)
-    row_bytes = max(1, 2 * rows.shape[2] * rows.itemsize)
     for n, X in enumerate(rows):
         def row_block(r: range, X=X, n=n) -> None:
             np.matmul(X[r.start:r.stop], symmetric[n], out=d_rows[n, r.start:r.stop])  # (rows, C) @ (C, C)
 
-        parallel_map(row_block, split(0, len(X), max(1, 2**20 // row_bytes), at_least=2 * workers()))
+        parallel_map(row_block, split(0, len(X), -(-len(X) // workers())))
     return d_rows

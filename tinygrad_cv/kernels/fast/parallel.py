@@ -74,6 +74,16 @@ def split(start: int, stop: int, size: int, at_least: int = 0) -> List[range]:
     return [range(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
 
 
+def split_evenly(start: int, stop: int, size: int) -> List[range]:
+    """[start, stop) cut into ranges of at most about ``size``, as many as a multiple of the cores
+    and of sizes that differ by one at most: every core gets the same share of the work (bands of
+    8, 8 and 5 rows on two cores would leave one core idle for a third of the time)."""
+    total, cores = max(stop - start, 0), workers()
+    pieces = min(total, -(-max(-(-total // max(size, 1)), 1) // cores) * cores)
+    bounds = [start + total * i // max(pieces, 1) for i in range(pieces + 1)]
+    return [range(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
 class _Job:
     """One call's blocks; whichever thread is free claims the next one (under a lock)."""
 

@@ -30,16 +30,18 @@ Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels sw
 (reversing rows and columns) permutes the rows of G (G J = P G with P swapping rows 0 and 3), so the
 flipped filter's transform is U with tile positions 0 and 3 swapped in both directions:
 ``U_flipped[k] = U[FLIP[k]]``, transposed (O <-> C). No second weight transform is needed.
-In the code, U for all (output, input) channel pairs is ``filter_tiles``, shape (16, O, C).
+In the code, U for all (output, input) channel pairs is ``filter_tiles``, shape (16, O, C); the
+products read it as ``tile_matrices``: one contiguous (channels in, channels out) matrix per
+position, for the forward pass and for the flipped one.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from tinygrad_cv.kernels.fast.channels_last import zero_border
-from tinygrad_cv.kernels.fast.parallel import parallel_map, split, workers
+from tinygrad_cv.kernels.fast.parallel import parallel_map, split, split_evenly, workers
 from tinygrad_cv.kernels.fast.scratch import work_buffer
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -75,27 +77,32 @@ def filter_transform(w: Any) -> Any:
     return filter_tiles
 
 
-def winograd_conv3x3_padded(xpad: Any, filter_tiles: Any, bias: Optional[Any] = None, relu: bool = False,
-                            flipped: bool = False) -> Any:
+def tile_matrices(filter_tiles: Any) -> Tuple[Any, Any]:
+    """The matrices the 16 products multiply by, each contiguous (BLAS runs a product with a
+    transposed right factor up to 1.3x slower on the thin ones, PERFORMANCE.md).
+
+    Returns (forward, flipped): forward[k] = U[k]^T, (16, C, O), for the convolution;
+    flipped[k] = U[FLIP[k]], (16, O, C), for its gradient with respect to the input.
+    """
+    return np.ascontiguousarray(filter_tiles.transpose(0, 2, 1)), filter_tiles[FLIP]
+
+
+def winograd_conv3x3_padded(xpad: Any, tile_mats: Any, bias: Optional[Any] = None, relu: bool = False) -> Any:
     """The same convolution as ``conv3x3.conv3x3_padded``, by Winograd F(2x2, 3x3).
 
     Args:
         xpad: (N, H+2, W+2, C) zero-bordered input.
-        filter_tiles: U, (16, O, C), from ``filter_transform``.
-        bias: (O,) or None; relu: apply max(., 0).
-        flipped: convolve with the flipped, transposed filters (the gradient with respect to the
-            input): U[FLIP[k]] used as (O, C) maps O channels back to C.
+        tile_mats: (16, C, out channels), one of ``tile_matrices``: the forward matrices, or the
+            flipped ones (the gradient with respect to the input, which maps O channels back to C).
+        bias: (out channels,) or None; relu: apply max(., 0).
     Returns:
         (N, H+2, W+2, out channels) with a zero border.
     """
     N, Hp, Wp, C = xpad.shape
     H, W = Hp - 2, Wp - 2
-    out_channels = filter_tiles.shape[2] if flipped else filter_tiles.shape[1]
+    out_channels = tile_mats.shape[2]
     th, tw = (H + 1) // 2, (W + 1) // 2  # tiles down and across; odd sizes get one half-used tile
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
-
-    def U(k: int) -> Any:  # tile position k's filters as a (C, O) matrix
-        return filter_tiles[FLIP[k]] if flipped else filter_tiles[k].T
 
     def band(tile_rows: range) -> None:  # transform, 16 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
@@ -103,13 +110,13 @@ def winograd_conv3x3_padded(xpad: Any, filter_tiles: Any, bias: Optional[Any] = 
         V = input_transform(rows, tw, work_buffer("winograd.V", (16, N, t1 - t0, tw, C), xpad.dtype))
         M = work_buffer("winograd.M", (16, N, t1 - t0, tw, out_channels), xpad.dtype)
         for k in range(16):
-            np.matmul(V[k].reshape(-1, C), U(k), out=M[k].reshape(-1, out_channels))  # (tiles, C) @ (C, O)
+            np.matmul(V[k].reshape(-1, C), tile_mats[k], out=M[k].reshape(-1, out_channels))  # (tiles, C) @ (C, O)
         if bias is not None:
             M[5] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all 4 outputs
         output_transform(M, ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)], W, relu)
 
     tiles_per_band = max(1, BAND_BYTES // (16 * N * tw * max(C, out_channels) * xpad.itemsize))
-    parallel_map(band, split(0, th, tiles_per_band, at_least=workers()))  # big bands: big products
+    parallel_map(band, split_evenly(0, th, tiles_per_band))  # big bands (big products), the same on every core
     return zero_border(ypad)
 
 
