@@ -4,7 +4,9 @@ The same tap-by-tap loops as the reference (kernels/pool.py), with two differenc
 - the output is allocated in the input's layout (``empty_like_layout``): between two fast 3x3
   convolutions that is the padded channels-last layout, so the next convolution needs no copy;
 - max pooling cuts its output rows into about 1 MB slices, one thread per core (parallel.py). The
-  backward pass does the same when windows do not overlap (stride >= kernel).
+  backward pass does the same when windows do not overlap (stride >= kernel), and when they tile the
+  input (stride = kernel, as in VGG) it writes each pixel's gradient once instead of zeroing the
+  whole gradient first and adding into it.
 """
 from __future__ import annotations
 
@@ -45,12 +47,16 @@ def max_pool2d_backward(grad: np.ndarray, argmax: np.ndarray, x_shape: Sequence[
                         stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> np.ndarray:
     """As ``kernels.pool.max_pool2d_backward``, in grad's layout and on every core."""
     win, out_hw = pool_window(x_shape, kernel_size, stride, padding, "max_pool2d")
-    dxpad = _zeros_padded(grad, x_shape, win)
+    tiled = win.stride == win.kernel  # the windows tile the input: each pixel is in one window at most
+    dxpad = _uncovered_zeroed(grad, x_shape, win, out_hw) if tiled else _zeros_padded(grad, x_shape, win)
     views = window_views(dxpad, win, out_hw)
 
     def scatter_rows(r: slice) -> None:  # output rows r; their windows overlap no other rows'
         for t, view in enumerate(views):
-            view[:, :, r] += grad[:, :, r] * (argmax[:, :, r] == t)
+            if tiled:  # every pixel of a window is written once: no zeros first, no adding
+                np.multiply(grad[:, :, r], argmax[:, :, r] == t, out=view[:, :, r])
+            else:
+                view[:, :, r] += grad[:, :, r] * (argmax[:, :, r] == t)
 
     parallel_map(scatter_rows, row_slices(grad) if win.stride[0] >= win.kernel[0] else [slice(None)])
     return _crop(dxpad, win)
@@ -94,6 +100,17 @@ def _zeros_padded(like: np.ndarray, x_shape: Sequence[int], win: Window) -> np.n
     ph, pw = win.padding
     out = empty_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
     out[...] = 0
+    return out
+
+
+def _uncovered_zeroed(like: np.ndarray, x_shape: Sequence[int], win: Window, out_hw: Tuple[int, int]) -> np.ndarray:
+    """``_zeros_padded``'s array with only the rows and columns that no window covers zeroed (the
+    last ones of an odd size), for windows that tile the input and write everything else."""
+    N, C, H, W = x_shape
+    ph, pw = win.padding
+    out = empty_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
+    out[:, :, out_hw[0] * win.kernel[0]:] = 0
+    out[:, :, :, out_hw[1] * win.kernel[1]:] = 0
     return out
 
 
