@@ -21,7 +21,7 @@ import tinygrad_cv.functional as F
 from tinygrad_cv import Tensor, nn
 from tinygrad_cv.functional import upsample_conv_fast
 from tinygrad_cv.kernels import upsample
-from tinygrad_cv.kernels.fast import channels_last, conv3x3, upsample_conv
+from tinygrad_cv.kernels.fast import channels_last, upsample_conv
 from tinygrad_cv.kernels.fast import upsample as fast_upsample
 
 

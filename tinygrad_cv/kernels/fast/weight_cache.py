@@ -1,7 +1,8 @@
 """Weights in the form a fast kernel computes with, kept while the weights stay what they were.
 
-The fast 3x3 convolution first rearranges its weights: nine (O, C) tap matrices (conv3x3.py) or
-Winograd's transformed filters (winograd.py). For a frozen network (style transfer optimises the
+The fast 3x3 convolution first rearranges its weights: one (3*C, O) matrix per kernel row
+(conv3x3.py) or Winograd's transformed filters (winograd.py), for the forward pass and for the
+input gradient. For a frozen network (style transfer optimises the
 pixels, never VGG's weights) that is the same work on every call, about 5% of a VGG step; so it is
 done once per weight array and kept.
 

@@ -79,7 +79,7 @@ def filter_transform(w: Any) -> Any:
 
 def tile_matrices(filter_tiles: Any) -> Tuple[Any, Any]:
     """The matrices the 16 products multiply by, each contiguous (BLAS runs a product with a
-    transposed right factor up to 1.3x slower on the thin ones, PERFORMANCE.md).
+    transposed right factor up to 1.4x slower on the thin ones, PERFORMANCE.md).
 
     Returns (forward, flipped): forward[k] = U[k]^T, (16, C, O), for the convolution;
     flipped[k] = U[FLIP[k]], (16, O, C), for its gradient with respect to the input.
