@@ -387,6 +387,15 @@ def test_parallel_map_raises_a_blocks_error_after_every_block_ran():
     assert parallel.split(0, 0, 4, at_least=2) == []
 
 
+def test_split_evenly_gives_every_core_the_same_share(monkeypatch):
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    assert parallel.split_evenly(0, 21, 8) == [range(0, 5), range(5, 10), range(10, 15), range(15, 21)]
+    assert parallel.split_evenly(3, 10, 100) == [range(3, 6), range(6, 10)]
+    assert parallel.split_evenly(0, 1, 8) == [range(0, 1)] and parallel.split_evenly(4, 4, 8) == []
+    monkeypatch.setattr(parallel, "workers", lambda: 3)
+    assert [len(r) for r in parallel.split_evenly(0, 16, 4)] == [2, 3, 3, 2, 3, 3]
+
+
 def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
     x, w, b, _ = arrays((2, 128, 128, 9, 7), seed=12)
 

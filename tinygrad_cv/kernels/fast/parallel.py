@@ -79,7 +79,8 @@ def split_evenly(start: int, stop: int, size: int) -> List[range]:
     and of sizes that differ by one at most: every core gets the same share of the work (bands of
     8, 8 and 5 rows on two cores would leave one core idle for a third of the time)."""
     total, cores = max(stop - start, 0), workers()
-    pieces = min(total, -(-max(-(-total // max(size, 1)), 1) // cores) * cores)
+    pieces = max(1, -(-total // max(size, 1)))  # enough for ranges of at most ``size``
+    pieces = min(total, -(-pieces // cores) * cores)  # rounded up to a multiple of the cores
     bounds = [start + total * i // max(pieces, 1) for i in range(pieces + 1)]
     return [range(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
