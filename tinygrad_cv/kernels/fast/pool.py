@@ -48,7 +48,12 @@ def max_pool2d_backward(grad: np.ndarray, argmax: np.ndarray, x_shape: Sequence[
     """As ``kernels.pool.max_pool2d_backward``, in grad's layout and on every core."""
     win, out_hw = pool_window(x_shape, kernel_size, stride, padding, "max_pool2d")
     tiled = win.stride == win.kernel  # the windows tile the input: each pixel is in one window at most
-    dxpad = _uncovered_zeroed(grad, x_shape, win, out_hw) if tiled else _zeros_padded(grad, x_shape, win)
+    dxpad = _padded_empty(grad, x_shape, win)
+    if tiled:  # the windows write every pixel they cover; only the rest (an odd size's last row) needs zeros
+        dxpad[:, :, out_hw[0] * win.kernel[0]:] = 0
+        dxpad[:, :, :, out_hw[1] * win.kernel[1]:] = 0
+    else:
+        dxpad[...] = 0
     views = window_views(dxpad, win, out_hw)
 
     def scatter_rows(r: slice) -> None:  # output rows r; their windows overlap no other rows'
@@ -79,7 +84,8 @@ def avg_pool2d_backward(grad: np.ndarray, x_shape: Sequence[int], kernel_size: I
                         stride: Optional[IntOrPair] = None, padding: IntOrPair = 0) -> np.ndarray:
     """As ``kernels.pool.avg_pool2d_backward``, in grad's layout."""
     win, out_hw = pool_window(x_shape, kernel_size, stride, padding, "avg_pool2d")
-    dxpad = _zeros_padded(grad, x_shape, win)
+    dxpad = _padded_empty(grad, x_shape, win)
+    dxpad[...] = 0
     share = grad * (1.0 / (win.kernel[0] * win.kernel[1]))
     for view in window_views(dxpad, win, out_hw):
         view += share
@@ -94,24 +100,11 @@ def row_slices(y: np.ndarray) -> list:
     return [slice(r.start, r.stop) for r in split(0, y.shape[2], max(1, 2**20 // row_bytes), at_least=2 * workers())]
 
 
-def _zeros_padded(like: np.ndarray, x_shape: Sequence[int], win: Window) -> np.ndarray:
-    """Zeros of the padded input's shape in the layout of ``like``."""
+def _padded_empty(like: np.ndarray, x_shape: Sequence[int], win: Window) -> np.ndarray:
+    """An uninitialised array of the padded input's shape in the layout of ``like``."""
     N, C, H, W = x_shape
     ph, pw = win.padding
-    out = empty_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
-    out[...] = 0
-    return out
-
-
-def _uncovered_zeroed(like: np.ndarray, x_shape: Sequence[int], win: Window, out_hw: Tuple[int, int]) -> np.ndarray:
-    """``_zeros_padded``'s array with only the rows and columns that no window covers zeroed (the
-    last ones of an odd size), for windows that tile the input and write everything else."""
-    N, C, H, W = x_shape
-    ph, pw = win.padding
-    out = empty_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
-    out[:, :, out_hw[0] * win.kernel[0]:] = 0
-    out[:, :, :, out_hw[1] * win.kernel[1]:] = 0
-    return out
+    return empty_like_layout(like, (N, C, H + 2 * ph, W + 2 * pw))
 
 
 def _crop(xpad: np.ndarray, win: Window) -> np.ndarray:
