@@ -284,8 +284,8 @@ if vgg is not None:
 # (`functional/conv_fast.py` over `kernels/fast/`), for the one geometry VGG uses everywhere: 3x3,
 # stride 1, padding 1. It keeps activations zero-padded and channels-last, so the nine taps of the
 # kernel become nine matrix products over shifted blocks of rows (no im2col copy at all), uses
-# Winograd's F(2x2, 3x3) (2.25x fewer multiplications) when there are 128 channels or more, and runs
-# its blocks on every core. `tg.fast_paths(False)` switches every op back to the reference path.
+# Winograd's F(4x4, 3x3) (4x fewer multiplications; F(2x2, 3x3), 2.25x fewer, on small images) from
+# 128 channels on (from 32 for the gradient), and runs its blocks on every core. `tg.fast_paths(False)` switches every op back to the reference path.
 #
 # Same numbers? Same layer, both paths, forward and backward to the input, on a VGG16 layer
 # (conv3_1's shape at 256 px: 128 -> 256 channels, 64x64 pixels; the real weights when they are here):

@@ -40,6 +40,11 @@ def arrays(shape, seed, dtype=np.float32):
     return x, w, b, g
 
 
+def tile_matrices(w, tiling):
+    """Winograd's transformed filters for the convolution and for its gradient with respect to the input."""
+    return winograd.filter_transform(w, tiling), winograd.filter_transform(winograd.gradient_kernel(w), tiling)
+
+
 def run_both_paths(fn, *inputs):
     """fn(*tensors) and the gradients of sum(fn * g) for each input, with fast paths on and off.
     ``g`` is the last input (a constant)."""
@@ -64,23 +69,28 @@ def test_fast_conv3x3_equals_the_reference_op(shape, seed, relu):
         assert rel_error(got, expected) < 1e-4
 
 
-@pytest.mark.parametrize("channels", [128, 256])
-def test_winograd_layers_equal_the_reference_op(channels):
-    """From 128 channels the fast conv uses Winograd; odd and even sizes (a half-used last tile)."""
-    x, w, b, g = arrays((2, channels, channels, 9, 6), seed=channels)
+@pytest.mark.parametrize("shape, paths", [((2, 128, 128, 9, 6), ("winograd2x2", "winograd2x2")),
+                                          ((2, 256, 256, 9, 6), ("winograd2x2", "winograd2x2")),
+                                          ((1, 128, 96, 23, 22), ("rows", "winograd4x4")),
+                                          ((2, 128, 136, 17, 14), ("winograd4x4", "winograd4x4"))])
+def test_winograd_layers_equal_the_reference_op(shape, paths):
+    """Winograd, 4x4 tiles on bigger images, in the forward pass from 128 channels and for the input
+    gradient from 32; sizes that the tiles do not divide (a part-used last tile)."""
+    x, w, b, g = arrays(shape, seed=shape[1])
     fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
     for got, expected in zip(fast, reference):
         assert rel_error(got, expected) < 1e-4
     with tg.fast_paths(True):
         y = F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)
-    assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.path == "winograd"
+    assert isinstance(y._ctx, conv_fast.Conv3x3Fast) and y._ctx.paths == paths
 
 
-@pytest.mark.parametrize("channels, path", [((3, 5), "gathered"), ((8, 16), "gathered"), ((9, 4), "rows"),
-                                            ((32, 16), "rows"), ((64, 128), "rows"), ((16, 1), "rows"),
-                                            ((128, 128), "winograd")])
-def test_each_conv3x3_kernel_equals_the_reference_op(channels, path):
-    """Few input channels (an image), some, many: each of the three kernels, forward and all gradients."""
+@pytest.mark.parametrize("channels, paths", [((3, 5), ("gathered", "gathered")), ((8, 16), ("gathered", "gathered")),
+                                             ((9, 4), ("rows", "rows")), ((32, 16), ("rows", "rows")),
+                                             ((64, 128), ("rows", "winograd2x2")), ((16, 1), ("rows", "rows")),
+                                             ((128, 128), ("winograd2x2", "winograd2x2"))])
+def test_each_conv3x3_kernel_equals_the_reference_op(channels, paths):
+    """Few input channels (an image), some, many: each of the kernels, forward and all gradients."""
     C, O = channels
     x, w, b, g = arrays((2, C, O, 7, 6), seed=C)
     fast, reference = run_both_paths(lambda x, w, b: F.conv2d_relu(x, w, b, padding=1), x, w, b, g)
@@ -88,7 +98,7 @@ def test_each_conv3x3_kernel_equals_the_reference_op(channels, path):
         assert rel_error(got, expected) < 1e-4
     with tg.fast_paths(True):
         y = F.conv2d(Tensor(x, requires_grad=True), Tensor(w), Tensor(b), padding=1)
-    assert y._ctx.path == path
+    assert y._ctx.paths == paths
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -302,11 +312,12 @@ def test_as_padded_reuses_a_padded_buffer_and_copies_anything_else():
 
 
 @settings(max_examples=30)
-@given(shape=shapes, seed=st.integers(0, 2**16), band_bytes=st.sampled_from([1, 2000, 2**30]))
-def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_bytes):
-    """Odd and even sizes (a half-used last tile), one band of tile rows or many."""
+@given(shape=shapes, seed=st.integers(0, 2**16), band_bytes=st.sampled_from([1, 2000, 2**30]),
+       tiling=st.sampled_from([winograd.F2x2, winograd.F4x4]))
+def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_bytes, tiling):
+    """Sizes that the tiles divide and that they do not, one band of tile rows or many."""
     x, w, b, g = arrays(shape, seed)
-    forward, flipped = winograd.tile_matrices(winograd.filter_transform(w))
+    forward, flipped = tile_matrices(w, tiling)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(winograd, "BAND_BYTES", band_bytes)
         ypad = winograd.winograd_conv3x3_padded(channels_last.as_padded(x), forward, b, relu=True)
@@ -316,30 +327,37 @@ def test_winograd_matches_im2col_forward_and_input_gradient(shape, seed, band_by
     assert rel_error(channels_last.interior(dxpad), conv.conv2d_grad_input(g, w, x.shape, 1, 1)) < 1e-4
 
 
-def test_winograd_flip_permutes_the_tile_positions():
-    """The transform of the flipped kernel is U with tile rows/columns 0 and 3 swapped."""
-    w = np.random.default_rng(8).standard_normal((2, 3, 3, 3))
-    U = winograd.filter_transform(w)
-    U_of_flipped = winograd.filter_transform(w[:, :, ::-1, ::-1])
-    np.testing.assert_allclose(U[winograd.FLIP], U_of_flipped, rtol=1e-12)
+@pytest.mark.parametrize("tiling", [winograd.F2x2, winograd.F4x4])
+def test_winograd_matrices_compute_a_1d_correlation(tiling):
+    """The definition, in 1-D and float64: A^T [(G g) * (B^T d)] = the m outputs of g sliding over d."""
+    rng = np.random.default_rng(7)
+    d, g = rng.standard_normal(tiling.a), rng.standard_normal(3)
+    expected = [d[i:i + 3] @ g for i in range(tiling.m)]
+    np.testing.assert_allclose(tiling.A_T @ ((tiling.G @ g) * (tiling.B_T @ d)), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_winograd_accuracy_on_a_vgg_sized_layer():
-    """float32 Winograd vs a float64 direct convolution: rounding-level error (about 5e-7)."""
+@pytest.mark.parametrize("tiling, bound", [(winograd.F2x2, 5e-6), (winograd.F4x4, 1e-5)])
+def test_winograd_accuracy_on_a_vgg_sized_layer(tiling, bound):
+    """float32 Winograd vs a float64 direct convolution: about 5e-7 (2x2 tiles), 4e-6 (4x4 tiles)."""
     rng = np.random.default_rng(9)
-    x = np.maximum(rng.standard_normal((1, 128, 16, 16)), 0)
+    x = np.maximum(rng.standard_normal((1, 128, 32, 32)), 0)
     w = rng.standard_normal((128, 128, 3, 3)) * np.sqrt(2 / (9 * 128))
     expected = conv.conv2d_forward(x, w, None, 1, 1)
-    forward, _ = winograd.tile_matrices(winograd.filter_transform(w.astype(np.float32)))
+    forward, _ = tile_matrices(w.astype(np.float32), tiling)
     y = channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x.astype(np.float32)), forward))
     direct = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), None, 1, 1)
-    assert rel_error(y, expected) < 5e-6
+    assert rel_error(y, expected) < bound
     assert rel_error(direct, expected) < 5e-6
 
 
-def test_vgg_sized_channels_choose_winograd():
-    assert winograd.winograd_is_faster(128, 256) and winograd.winograd_is_faster(512, 512)
-    assert not winograd.winograd_is_faster(3, 64) and not winograd.winograd_is_faster(64, 128)  # VGG's first three
+def test_vgg_sized_layers_choose_winograd():
+    assert winograd.tiling_for(1, 3, 64, 256, 256) is None  # VGG's first layer: conv3x3.py's one GEMM
+    assert winograd.tiling_for(1, 64, 64, 256, 256) is None  # forward: the direct sums up to 128 channels
+    assert winograd.tiling_for(1, 64, 64, 256, 256, forward=False) is winograd.F4x4
+    assert winograd.tiling_for(1, 512, 512, 32, 21) is winograd.F4x4
+    assert winograd.tiling_for(1, 512, 512, 16, 16) is winograd.F2x2  # 16 tiles of 4x4: too few
+    assert winograd.tiling_for(4, 512, 512, 16, 16) is winograd.F4x4
+    assert winograd.tiling_for(64, 16, 32, 28, 28, forward=False) is None  # few channels: the row products
 
 
 def test_fast_max_pool_kernel_equals_the_reference_on_a_padded_layout():
@@ -397,10 +415,10 @@ def test_split_evenly_gives_every_core_the_same_share(monkeypatch):
 
 
 def test_one_core_and_many_cores_give_the_same_convolution(monkeypatch):
-    x, w, b, _ = arrays((2, 128, 128, 9, 7), seed=12)
+    x, w, b, _ = arrays((2, 128, 128, 19, 17), seed=12)
 
     def winograd_conv():
-        forward, _ = winograd.tile_matrices(winograd.filter_transform(w))
+        forward, _ = tile_matrices(w, winograd.F4x4)
         return channels_last.interior(winograd.winograd_conv3x3_padded(channels_last.as_padded(x), forward, b, relu=True))
 
     many = winograd_conv()

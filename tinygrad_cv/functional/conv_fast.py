@@ -6,14 +6,16 @@ wrappers there take them when ``fast_paths`` is on and the inputs fit.
 ``Conv3x3Fast``: a 3x3 convolution with stride 1 and padding 1 on NumPy arrays (every layer of VGG).
 It computes in the zero-padded channels-last layout of kernels/fast/channels_last.py, either as
 row-offset GEMMs (kernels/fast/conv3x3.py: three per block of rows, or with few input channels, an
-image, one over all nine taps), or with many channels by Winograd F(2x2, 3x3)
-(kernels/fast/winograd.py), with the ReLU fused when asked. Frozen weights are rearranged for the
-kernel once and kept while they stay unchanged (kernels/fast/weight_cache.py). Its output is an NCHW view of the padded
-buffer, which the next such layer (and the fast pooling kernels between them) reads without a copy.
+image, one over all nine taps), or with many channels by Winograd F(4x4, 3x3), or F(2x2, 3x3) on
+small images (kernels/fast/winograd.py), with the ReLU fused when asked; the forward pass and the
+gradient with respect to the input may take different kernels (``conv3x3_paths``). Frozen weights
+are rearranged for the kernels once and kept while they stay unchanged (kernels/fast/weight_cache.py).
+Its output is an NCHW view of the padded buffer, which the next such layer (and the fast pooling
+kernels between them) reads without a copy.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 import numpy as np
 
@@ -61,20 +63,37 @@ def pool_fits(x: TensorLike) -> bool:
     return isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f"
 
 
-# How each path wants its weights, for the forward pass and for dL/dx, kept between calls while a
-# weight array is unchanged.
-_prepared = {
-    "gathered": PreparedWeights(lambda w: (conv3x3.weight_rows(w),) * 2),
-    "rows": PreparedWeights(lambda w: (conv3x3.weight_rows(w), conv3x3.flipped_weight_rows(w))),
-    "winograd": PreparedWeights(lambda w: winograd.tile_matrices(winograd.filter_transform(w))),
+# How each kernel wants its weights: for the forward pass, and for dL/dx (the kernel flipped and
+# channels swapped: conv3x3.py's row matrices of the flipped taps, or Winograd's transform of it).
+_forward_weights = {
+    "gathered": conv3x3.weight_rows, "rows": conv3x3.weight_rows,
+    "winograd2x2": lambda w: winograd.filter_transform(w, winograd.F2x2),
+    "winograd4x4": lambda w: winograd.filter_transform(w, winograd.F4x4),
 }
+_gradient_weights = {
+    "gathered": conv3x3.weight_rows, "rows": conv3x3.flipped_weight_rows,
+    "winograd2x2": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F2x2),
+    "winograd4x4": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F4x4),
+}
+_prepared: Dict[Tuple[str, str], PreparedWeights] = {}  # by (forward kernel, gradient kernel), kept while w is unchanged
 
 
-def conv3x3_path(C: int, O: int) -> str:
-    """Which kernel computes a 3x3 convolution of C input and O output channels."""
+def conv3x3_paths(N: int, C: int, O: int, H: int, W: int) -> Tuple[str, str]:
+    """Which kernels compute a 3x3 convolution of C input and O output channels on N images of H x W,
+    and its gradient with respect to the input."""
     if C <= conv3x3.FEW_CHANNELS:
-        return "gathered"  # an image: one GEMM over the nine taps side by side
-    return "winograd" if winograd.winograd_is_faster(C, O) else "rows"
+        return "gathered", "gathered"  # an image: one GEMM over the nine taps side by side
+
+    def kernel(tiling: Optional[winograd.Tiling]) -> str:
+        return "rows" if tiling is None else f"winograd{tiling.m}x{tiling.m}"
+
+    return kernel(winograd.tiling_for(N, C, O, H, W)), kernel(winograd.tiling_for(N, O, C, H, W, forward=False))
+
+
+def prepared_weights(paths: Tuple[str, str]) -> PreparedWeights:
+    if paths not in _prepared:
+        _prepared[paths] = PreparedWeights(lambda w: (_forward_weights[paths[0]](w), _gradient_weights[paths[1]](w)))
+    return _prepared[paths]
 
 
 class Conv3x3Fast(Function):
@@ -82,11 +101,11 @@ class Conv3x3Fast(Function):
         xpad = as_padded(x)  # (N, H+2, W+2, C); no copy when x came out of another such convolution
         self.relu, self.w_shape = relu, w.shape
         self.xpad = xpad if self.needs_grad[1] else None  # only the weight gradient reads it
-        self.path = conv3x3_path(w.shape[1], w.shape[0])
-        prepare = _prepared[self.path]
+        self.paths = conv3x3_paths(x.shape[0], w.shape[1], w.shape[0], x.shape[2], x.shape[3])
+        prepare = prepared_weights(self.paths)
         # Weights being trained change at every step: prepare them afresh, not kept.
         self.weights = prepare.prepare(w) if self.needs_grad[1] else prepare(w)
-        if self.path == "winograd":
+        if self.paths[0].startswith("winograd"):
             ypad = winograd.winograd_conv3x3_padded(xpad, self.weights[0], b, relu=relu)
         else:
             ypad = conv3x3.conv3x3_padded(xpad, self.weights[0], b, relu=relu)
@@ -99,9 +118,9 @@ class Conv3x3Fast(Function):
         else:
             gpad = as_padded(grad)
         dx = dw = db = None
-        if self.needs_grad[0] and self.path == "gathered":
+        if self.needs_grad[0] and self.paths[1] == "gathered":
             dx = conv3x3.conv3x3_padded_grad_input_gathered(gpad, self.weights[1])
-        elif self.needs_grad[0] and self.path == "winograd":
+        elif self.needs_grad[0] and self.paths[1].startswith("winograd"):
             dx = interior(winograd.winograd_conv3x3_padded(gpad, self.weights[1]))  # the flipped matrices
         elif self.needs_grad[0]:
             dx = interior(conv3x3.conv3x3_padded_grad_input(gpad, self.weights[1]))

@@ -1,129 +1,184 @@
-"""Winograd's minimal filtering F(2x2, 3x3): the 3x3 convolution with 2.25x fewer multiplications.
+"""Winograd's minimal filtering F(m x m, 3x3): the 3x3 convolution with 2.25x (m = 2) or 4x (m = 4)
+fewer multiplications.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), section 4. In 1-D,
-two outputs of a 3-tap filter g over four inputs d take 4 multiplications instead of 6:
+m outputs of a 3-tap filter g over m + 2 inputs d take m + 2 multiplications instead of 3m:
 
     y = A^T [(G g) * (B^T d)]        * is elementwise
+
+For m = 2 (F(2, 3)):
 
     B^T = [[1, 0, -1, 0],      G = [[1,    0,   0],      A^T = [[1, 1,  1,  0],
            [0, 1,  1, 0],           [1/2, 1/2, 1/2],            [0, 1, -1, -1]]
            [0, -1, 1, 0],           [1/2, -1/2, 1/2],
            [0, 1,  0, -1]]          [0,    0,   1]]
 
-Nested in 2-D, a 2x2 tile of outputs comes from a 4x4 tile of inputs (tiles overlap by two pixels):
+The rows of G and the columns of A^T hold the powers of the points where the algorithm evaluates
+polynomials (0, 1, -1 and infinity for m = 2); B^T is the inverse of those points' Vandermonde
+matrix, transposed. Each point's row of B^T and G and column of A^T may carry scales whose product
+is one (chosen here so that B^T holds small integers, exact in float32). m = 4 needs two more points: ``F4x4`` below takes 1/2 and -2, which gave half
+the rounding error of Lavin & Gray's 2 and -2 on a VGG-sized layer (4e-6 against 7e-6; Barabasz et
+al., "Error analysis and improving the accuracy of Winograd convolution for deep neural networks",
+2020, study such choices). Nested in 2-D, an m x m tile of outputs comes from an a x a tile of inputs
+(a = m + 2; tiles overlap by two pixels):
 
-    Y = A^T [U * V] A,   U = G g G^T (4x4, the filter),   V = B^T d B (4x4, the input tile)
+    Y = A^T [U * V] A,   U = G g G^T (a x a, the filter),   V = B^T d B (a x a, the input tile)
 
-16 multiplications instead of 4 * 9 = 36. With C input and O output channels the elementwise product
-is summed over C, so each of the 16 positions k of the 4x4 tile is one matrix product over all tiles:
+a^2 multiplications instead of 9 m^2: 16 instead of 36 for m = 2, 36 instead of 144 for m = 4. With C
+input and O output channels the elementwise product is summed over C, so each of the a^2 positions k
+of the tile is one matrix product over all tiles:
 
-    M[k] (tiles, O) = V[k] (tiles, C) @ U[k]^T (C, O)      16 GEMMs with 16/36 of the direct flops
+    M[k] (tiles, O) = V[k] (tiles, C) @ U[k] (C, O)      a^2 GEMMs with a^2 / (9 m^2) of the direct flops
 
-The transforms B^T d B and A^T M A are only additions and subtractions, done here with NumPy on
-strided views of the padded channels-last buffer of conv3x3.py. They cost passes over memory
-(V is 4x the input, M 4x the output), so they are done one band of tile rows at a time, small enough
-to stay in the CPU's caches (``BAND_BYTES``), each band on a core of its own. With few channels the
-products are too thin to pay for the transforms (``winograd_is_faster``). The answers differ from
-the direct method by float32 rounding only (about 5e-7 relative on VGG-sized layers).
+Both transforms are small matrix products too: with the tiles' pixels gathered from the padded
+channels-last buffer of conv3x3.py into (a^2, tiles * C), vec(V) = (B^T kron B^T) vec(d) is one
+(a^2, a^2) @ (a^2, tiles * C) product, and vec(Y) = (A^T kron A^T) vec(M) one (m^2, a^2) @ (a^2,
+tiles * O). They cost passes over memory (V is (a/m)^2 times the input: 4x for m = 2, 2.25x for
+m = 4), so everything is done one band of tile rows at a time, small enough to stay in the CPU's
+caches (``BAND_BYTES``), each band on a core of its own. Bigger tiles need fewer multiplications and
+less memory per output, but with few tiles (a small image) the products get too thin, and the
+answers are less exact: the largest error relative to the largest output is about 5e-7 for m = 2 on
+a VGG-sized layer, 4e-6 for m = 4, and 4e-7 for the direct sums (tests/test_fast_conv.py).
+``tiling_for`` chooses; with few channels the products are too thin to pay for the transforms at
+all, and conv3x3.py's row products are used.
 
-Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels swapped. Flipping g
-(reversing rows and columns) permutes the rows of G (G J = P G with P swapping rows 0 and 3), so the
-flipped filter's transform is U with tile positions 0 and 3 swapped in both directions:
-``U_flipped[k] = U[FLIP[k]]``, transposed (O <-> C). No second weight transform is needed.
-In the code, U for all (output, input) channel pairs is ``filter_tiles``, shape (16, O, C); the
-products read it as ``tile_matrices``: one contiguous (channels in, channels out) matrix per
-position, for the forward pass and for the flipped one.
+Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels swapped: the same
+function with the transformed filters of that kernel (``gradient_kernel``).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
 from tinygrad_cv.kernels.fast.channels_last import zero_border
-from tinygrad_cv.kernels.fast.parallel import parallel_map, split, split_evenly, workers
+from tinygrad_cv.kernels.fast.parallel import parallel_map, split, split_evenly
 from tinygrad_cv.kernels.fast.scratch import work_buffer
 
-G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-A_T = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
-KRON_G = np.kron(G, G)  # (16, 9): vec(G g G^T) = (G kron G) vec(g), both row-major
-KRON_A = np.kron(A_T, A_T)  # (4, 16): vec(A^T M A) = (A^T kron A^T) vec(M)
-FLIP = [4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j) for i in range(4) for j in range(4)]
-MIN_CHANNELS = 128  # Winograd from this many input and output channels on (PERFORMANCE.md)
-BAND_BYTES = 4 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
+
+@dataclass(frozen=True)
+class Tiling:
+    """F(m x m, 3x3): output tiles of m x m from input tiles of a x a, a = m + 2."""
+    m: int
+    B_T: np.ndarray  # (a, a)
+    G: np.ndarray  # (a, 3)
+    A_T: np.ndarray  # (m, a)
+
+    @property
+    def a(self) -> int:
+        return self.m + 2
+
+    @property
+    def kron_B(self) -> np.ndarray:  # (a^2, a^2): vec(B^T d B) = (B^T kron B^T) vec(d), row-major vec
+        return np.kron(self.B_T, self.B_T)
+
+    @property
+    def kron_G(self) -> np.ndarray:  # (a^2, 9): vec(G g G^T) = (G kron G) vec(g)
+        return np.kron(self.G, self.G)
+
+    @property
+    def kron_A(self) -> np.ndarray:  # (m^2, a^2): vec(A^T M A) = (A^T kron A^T) vec(M)
+        return np.kron(self.A_T, self.A_T)
 
 
-def winograd_is_faster(C: int, O: int) -> bool:
-    """Whether Winograd beats the nine GEMMs of conv3x3.py: the transforms cost O(pixels * channels),
-    the products save O(pixels * C * O), so it wins from some channel count on."""
-    return min(C, O) >= MIN_CHANNELS
+F2x2 = Tiling(2, B_T=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float),
+              G=np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+              A_T=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float))
+F4x4 = Tiling(4, B_T=np.array([[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0],
+                               [0, 2, 1, -2, -1, 0], [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]], dtype=float),
+              G=np.array([[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, -1 / 6, 1 / 6],
+                          [16 / 15, 8 / 15, 4 / 15], [1 / 30, -1 / 15, 2 / 15], [0, 0, 1 / 2]]),
+              A_T=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 0], [0, 1, 1, 1 / 4, 4, 0],
+                            [0, 1, -1, 1 / 8, -8, 1]]))
+TILINGS = {t.a ** 2: t for t in (F2x2, F4x4)}  # by the number of tile positions of the transformed filters
+
+MIN_CHANNELS = 32  # Winograd from this many input and output channels on (PERFORMANCE.md)
+MIN_CHANNELS_FORWARD = 128  # but the forward pass only from this many (accuracy: PERFORMANCE.md)
+MIN_TILES_4X4 = 32  # F(4x4, 3x3) from this many 4x4 tiles in the batch on, else F(2x2, 3x3)
+BAND_BYTES = 2 * 2**20  # transformed input V of one band of tile rows (PERFORMANCE.md)
 
 
-def filter_transform(w: Any) -> Any:
-    """U = G g G^T for every (output, input) channel pair: (O, C, 3, 3) weights -> (16, O, C).
+def tiling_for(N: int, C: int, O: int, H: int, W: int, forward: bool = True) -> Optional[Tiling]:
+    """The Winograd tiling that computes this convolution (C -> O channels) fastest, or None where
+    conv3x3.py's row products do: the transforms cost O(pixels * channels), the products save
+    O(pixels * C * O). A network's forward pass is kept to the direct sums up to 128 channels: there
+    its first layers' outputs decide ReLUs and max-pools, where Winograd's larger rounding errors
+    flip near ties and change the gradient by far more than their size (``forward=False``: the
+    gradient with respect to the input, which decides nothing)."""
+    if min(C, O) < (MIN_CHANNELS_FORWARD if forward else MIN_CHANNELS):
+        return None
+    return F4x4 if N * -(-H // 4) * -(-W // 4) >= MIN_TILES_4X4 else F2x2
 
-    One small product, vec(U) = (G kron G) vec(g), for all filters at once (each 3x3 filter a column
-    of the product's right factor, read from w in place), in blocks of output channels on every core.
-    """
+
+def gradient_kernel(w: Any) -> Any:
+    """(O, C, 3, 3) -> (C, O, 3, 3): dL/dx is the convolution of dL/dy with each filter flipped, the
+    channels swapped."""
+    return w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+
+
+def filter_transform(w: Any, tiling: Tiling) -> Any:
+    """(O, C, 3, 3) weights -> (a^2, C, O): vec(U) = (G kron G) vec(g) for all filters at once (each
+    3x3 filter a column of the product's right factor), in blocks of input channels on every core."""
     O, C = w.shape[:2]
-    filter_tiles = np.empty((16, O, C), dtype=w.dtype)
-    kron = KRON_G.astype(w.dtype)
+    U = np.empty((tiling.a ** 2, C, O), dtype=w.dtype)
+    kron = tiling.kron_G.astype(w.dtype)
 
-    def output_channels(r: range) -> None:
-        filters = w[r.start:r.stop].reshape(-1, 9).T  # (9, filters): vec(g) of each (o, c) pair
-        np.matmul(kron, filters, out=filter_tiles[:, r.start:r.stop].reshape(16, -1))
+    def input_channels(r: range) -> None:
+        filters = w[:, r.start:r.stop].transpose(2, 3, 1, 0).reshape(9, -1)  # vec(g) of each (c, o) pair
+        U[:, r.start:r.stop] = (kron @ filters).reshape(-1, len(r), O)
 
-    parallel_map(output_channels, split(0, O, max(1, 2**18 // max(1, C)), at_least=2 * workers()))
-    return filter_tiles
-
-
-def tile_matrices(filter_tiles: Any) -> Tuple[Any, Any]:
-    """The matrices the 16 products multiply by, each contiguous (BLAS runs a product with a
-    transposed right factor up to 1.4x slower on the thin ones, PERFORMANCE.md).
-
-    Returns (forward, flipped): forward[k] = U[k]^T, (16, C, O), for the convolution;
-    flipped[k] = U[FLIP[k]], (16, O, C), for its gradient with respect to the input.
-    """
-    return np.ascontiguousarray(filter_tiles.transpose(0, 2, 1)), filter_tiles[FLIP]
+    parallel_map(input_channels, split(0, C, max(1, 2**18 // O)))
+    return U
 
 
 def winograd_conv3x3_padded(xpad: Any, tile_mats: Any, bias: Optional[Any] = None, relu: bool = False) -> Any:
-    """The same convolution as ``conv3x3.conv3x3_padded``, by Winograd F(2x2, 3x3).
+    """The same convolution as ``conv3x3.conv3x3_padded``, by Winograd F(m x m, 3x3).
 
     Args:
         xpad: (N, H+2, W+2, C) zero-bordered input.
-        tile_mats: (16, C, out channels), one of ``tile_matrices``: the forward matrices, or the
-            flipped ones (the gradient with respect to the input, which maps O channels back to C).
+        tile_mats: (a^2, C, out channels): ``filter_transform`` of the weights, or of their
+            ``gradient_kernel`` (for the gradient with respect to the input, which maps O channels
+            back to C). Their number of tile positions a^2 says which tiling.
         bias: (out channels,) or None; relu: apply max(., 0).
     Returns:
         (N, H+2, W+2, out channels) with a zero border.
     """
+    tiling = TILINGS[tile_mats.shape[0]]
     N, Hp, Wp, C = xpad.shape
-    H, W = Hp - 2, Wp - 2
+    H, W, m, a = Hp - 2, Wp - 2, tiling.m, tiling.a
     out_channels = tile_mats.shape[2]
-    th, tw = (H + 1) // 2, (W + 1) // 2  # tiles down and across; odd sizes get one half-used tile
+    th, tw = -(-H // m), -(-W // m)  # tiles down and across; the last ones may be partly outside
     ypad = np.empty((N, Hp, Wp, out_channels), dtype=xpad.dtype)
+    kron_B, kron_A = tiling.kron_B.astype(xpad.dtype), tiling.kron_A.astype(xpad.dtype)
 
-    def band(tile_rows: range) -> None:  # transform, 16 products, transform back: one band of tiles
+    def band(tile_rows: range) -> None:  # gather, transform, a^2 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
-        rows = whole_tiles(xpad[:, 2 * t0:2 * t1 + 2], 2 * (t1 - t0) + 2, 2 * tw + 2)
-        V = input_transform(rows, tw, work_buffer("winograd.V", (16, N, t1 - t0, tw, C), xpad.dtype))
-        M = work_buffer("winograd.M", (16, N, t1 - t0, tw, out_channels), xpad.dtype)
-        for k in range(16):
-            np.matmul(V[k].reshape(-1, C), tile_mats[k], out=M[k].reshape(-1, out_channels))  # (tiles, C) @ (C, O)
+        tiles = N * (t1 - t0) * tw
+        rows = whole_tiles(xpad[:, m * t0:m * t1 + 2], m * (t1 - t0) + 2, m * tw + 2)
+        d = work_buffer("winograd.d", (a, a, N, t1 - t0, tw, C), xpad.dtype)
+        np.copyto(d, tile_pixels(rows, m, a))
+        V = work_buffer("winograd.V", (a * a, tiles, C), xpad.dtype)
+        np.matmul(kron_B, d.reshape(a * a, -1), out=V.reshape(a * a, -1))  # B^T d B
+        M = work_buffer("winograd.M", (a * a, tiles, out_channels), xpad.dtype)
+        np.matmul(V, tile_mats, out=M)  # a^2 products (tiles, C) @ (C, O)
         if bias is not None:
-            M[5] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all 4 outputs
-        output_transform(M, ypad[:, 1 + 2 * t0:1 + min(2 * t1, H)], W, relu)
+            M[a + 1] += bias  # A^T E A is all ones for the tile position (1, 1): adds b to all m^2 outputs
+        Y = work_buffer("winograd.Y", (m, m, N, t1 - t0, tw, out_channels), xpad.dtype)
+        np.matmul(kron_A, M.reshape(a * a, -1), out=Y.reshape(m * m, -1))  # A^T M A
+        write_tiles(Y, ypad[:, 1 + m * t0:1 + min(m * t1, H), 1:W + 1], relu)
 
-    tiles_per_band = max(1, BAND_BYTES // (16 * N * tw * max(C, out_channels) * xpad.itemsize))
-    parallel_map(band, split_evenly(0, th, tiles_per_band))  # big bands (big products), the same on every core
+    # Every band's products read all of U: a band's V is BAND_BYTES, or an eighth of U if that is more.
+    band_bytes = max(BAND_BYTES, tile_mats.nbytes // 8)
+    tiles_per_band = max(1, band_bytes // (a * a * N * tw * max(C, out_channels) * xpad.itemsize))
+    parallel_map(band, split_evenly(0, th, tiles_per_band))  # the same share on every core
     return zero_border(ypad)
 
 
 def whole_tiles(rows: Any, height: int, width: int) -> Any:
     """A band of input rows itself when its tiles fit exactly, else a copy with zero rows/columns
-    added at the bottom/right (an odd height or width: the last tile reaches one pixel past the
-    padded image; only the output pixels it makes that are dropped depend on that pixel)."""
+    added at the bottom/right (the last tiles reach past the padded image; only the output pixels
+    they make that are dropped depend on those pixels)."""
     N, R, Wp, C = rows.shape
     if (R, Wp) == (height, width):
         return rows
@@ -132,49 +187,35 @@ def whole_tiles(rows: Any, height: int, width: int) -> Any:
     return out
 
 
-def input_transform(rows: Any, tw: int, out: Optional[Any] = None) -> Any:
-    """V = B^T d B for every 4x4 tile in a band of padded input rows (N, 2*tiles_down + 2, 2*tw + 2, C).
-
-    Returns V, (16, N, tiles_down, tw, C), position k = 4*i + j of the transformed tile first (``out``
-    if given). B^T is applied to rows of tiles (stride-2 views of the image rows), then to columns
-    the same way.
-    """
-    N, R, Wp, C = rows.shape
-    td = (R - 2) // 2
-    d = [rows[:, r:r + 2 * td - 1:2] for r in range(4)]  # row r of every tile: (N, td, 2*tw+2, C)
-    t = work_buffer("winograd.BtD", (4, N, td, Wp, C), rows.dtype)  # B^T d, one row of the result each
-    np.subtract(d[0], d[2], out=t[0])
-    np.add(d[1], d[2], out=t[1])
-    np.subtract(d[2], d[1], out=t[2])
-    np.subtract(d[1], d[3], out=t[3])
-    V = np.empty((16, N, td, tw, C), dtype=rows.dtype) if out is None else out
-    for i in range(4):
-        c = [t[i][:, :, j:j + 2 * tw - 1:2] for j in range(4)]  # column j of every tile
-        np.subtract(c[0], c[2], out=V[4 * i + 0])  # (B^T d) B, one column at a time
-        np.add(c[1], c[2], out=V[4 * i + 1])
-        np.subtract(c[2], c[1], out=V[4 * i + 2])
-        np.subtract(c[1], c[3], out=V[4 * i + 3])
-    return V
+def tile_pixels(rows: Any, m: int, a: int) -> Any:
+    """The a x a input tiles of a band of padded rows (N, m*tiles_down + 2, m*tiles_across + 2, C), as
+    a strided view (a, a, N, tiles_down, tiles_across, C): pixel (i, j) of tile (t, u) is pixel
+    (m*t + i, m*u + j) of the band. Tiles overlap, so no copy is made here."""
+    N, R, Wq, C = rows.shape
+    n, r, c, ch = rows.strides
+    shape = (a, a, N, (R - 2) // m, (Wq - 2) // m, C)
+    return np.lib.stride_tricks.as_strided(rows, shape, (r, c, n, m * r, m * c, ch), writeable=False)
 
 
-def output_transform(M: Any, out_rows: Any, W: int, relu: bool = False) -> None:
-    """Y = A^T M A for every tile, written into out_rows (N, rows, W+2, O) of the padded output.
-
-    M: (16, N, tiles_down, tw, O). The four outputs of a tile are fixed sums of its 16 products:
-    Y[2r + c] = sum_k KRON_A[2r + c, k] M[k], one small matrix product for the whole band. Output
-    pixel (2a + r, 2b + c) of tile (a, b) goes to row 2a + r of out_rows and column 1 + 2b + c; with
-    an odd height or width, the last tile's second row or column falls outside the image and is
-    dropped. ReLU, if asked, is applied on the way.
-    """
-    _, N, td, tw, O = M.shape
-    Y = work_buffer("winograd.Y", (4, N * td * tw * O), M.dtype)
-    np.matmul(KRON_A.astype(M.dtype), M.reshape(16, -1), out=Y)  # A^T M A
-    Y = Y.reshape(2, 2, N, td, tw, O)
-    for r in range(2):
-        for c in range(2):
-            out = out_rows[:, r::2, 1 + c:W + 1:2]  # (N, <= td, <= tw, O)
-            y = Y[r, c][:, :out.shape[1], :out.shape[2]]
-            if relu:
-                np.maximum(y, 0, out=out)
-            else:
-                out[...] = y
+def write_tiles(Y: Any, out: Any, relu: bool) -> None:
+    """Write output tiles Y (m, m, N, tiles_down, tiles_across, O) into out (N, rows, W, O): pixel (i, j)
+    of tile (t, u) goes to (m*t + i, m*u + j). The tiles that fit whole are one strided copy; with a
+    height or width that m does not divide, the last tiles' pixels that fall inside come after."""
+    m, _, N, td, tw, O = Y.shape
+    rows, W = out.shape[1], out.shape[2]
+    n, r, c, ch = out.strides
+    whole_down, whole_across = rows // m, W // m
+    pieces = [(np.lib.stride_tricks.as_strided(out, (m, m, N, whole_down, whole_across, O), (r, c, n, m * r, m * c, ch)),
+               Y[:, :, :, :whole_down, :whole_across])]
+    for i in range(m):
+        for j in range(m):
+            part = out[:, i::m, j::m]  # (N, <= td, <= tw, O): pixel (i, j) of every tile that has it
+            if whole_down < part.shape[1]:
+                pieces.append((part[:, whole_down:], Y[i, j, :, whole_down:part.shape[1], :part.shape[2]]))
+            if whole_across < part.shape[2]:
+                pieces.append((part[:, :whole_down, whole_across:], Y[i, j, :, :whole_down, whole_across:part.shape[2]]))
+    for target, y in pieces:
+        if relu:
+            np.maximum(y, 0, out=target)
+        else:
+            target[...] = y
