@@ -155,9 +155,8 @@ def winograd_conv3x3_padded(xpad: Any, tile_mats: Any, bias: Optional[Any] = Non
     def band(tile_rows: range) -> None:  # gather, transform, a^2 products, transform back: one band of tiles
         t0, t1 = tile_rows.start, tile_rows.stop
         tiles = N * (t1 - t0) * tw
-        rows = whole_tiles(xpad[:, m * t0:m * t1 + 2], m * (t1 - t0) + 2, m * tw + 2)
         d = work_buffer("winograd.d", (a, a, N, t1 - t0, tw, C), xpad.dtype)
-        np.copyto(d, tile_pixels(rows, m, a))
+        gather_tiles(xpad[:, m * t0:m * t1 + 2], d)
         V = work_buffer("winograd.V", (a * a, tiles, C), xpad.dtype)
         np.matmul(kron_B, d.reshape(a * a, -1), out=V.reshape(a * a, -1))  # B^T d B
         M = work_buffer("winograd.M", (a * a, tiles, out_channels), xpad.dtype)
@@ -175,25 +174,39 @@ def winograd_conv3x3_padded(xpad: Any, tile_mats: Any, bias: Optional[Any] = Non
     return zero_border(ypad)
 
 
-def whole_tiles(rows: Any, height: int, width: int) -> Any:
-    """A band of input rows itself when its tiles fit exactly, else a copy with zero rows/columns
-    added at the bottom/right (the last tiles reach past the padded image; only the output pixels
-    they make that are dropped depend on those pixels)."""
-    N, R, Wp, C = rows.shape
-    if (R, Wp) == (height, width):
-        return rows
-    out = np.zeros((N, height, width, C), dtype=rows.dtype)
-    out[:, :R, :Wp] = rows
-    return out
+def gather_tiles(rows: Any, d: Any) -> None:
+    """Copy the a x a input tiles of a band of padded rows (N, R, W+2, C) into d (a, a, N, tiles_down,
+    tiles_across, C): pixel (i, j) of tile (t, u) is pixel (m*t + i, m*u + j) of the band, or zero
+    past the band's last row or column (the last tiles of an image that m does not divide: only
+    output pixels that are then dropped depend on those pixels)."""
+    a, _, N, td, tw, C = d.shape
+    m = a - 2
+    inside_down, inside_across = min(td, (rows.shape[1] - 2) // m), min(tw, (rows.shape[2] - 2) // m)
+    np.copyto(d[:, :, :, :inside_down, :inside_across], tile_pixels(rows, m, a, inside_down, inside_across))
+    if inside_down < td:  # the last row of tiles
+        past_the_edge(rows[:, m * inside_down:], d[:, :, :, inside_down:])
+    if inside_across < tw and inside_down:  # the last column of tiles, above it
+        past_the_edge(rows[:, :m * inside_down + 2, m * inside_across:], d[:, :, :, :inside_down, inside_across:])
 
 
-def tile_pixels(rows: Any, m: int, a: int) -> Any:
-    """The a x a input tiles of a band of padded rows (N, m*tiles_down + 2, m*tiles_across + 2, C), as
-    a strided view (a, a, N, tiles_down, tiles_across, C): pixel (i, j) of tile (t, u) is pixel
-    (m*t + i, m*u + j) of the band. Tiles overlap, so no copy is made here."""
-    N, R, Wq, C = rows.shape
+def past_the_edge(rows: Any, d: Any) -> None:
+    """``gather_tiles`` for tiles that reach past the rows: from a zero-padded copy of the few rows or
+    columns they read."""
+    a, _, N, td, tw, C = d.shape
+    m = a - 2
+    padded = np.zeros((N, m * td + 2, m * tw + 2, C), dtype=rows.dtype)
+    h, w = min(rows.shape[1], padded.shape[1]), min(rows.shape[2], padded.shape[2])
+    padded[:, :h, :w] = rows[:, :h, :w]
+    np.copyto(d, tile_pixels(padded, m, a, td, tw))
+
+
+def tile_pixels(rows: Any, m: int, a: int, tiles_down: int, tiles_across: int) -> Any:
+    """The first a x a input tiles of padded rows (N, R, W+2, C), as a strided view (a, a, N,
+    tiles_down, tiles_across, C): pixel (i, j) of tile (t, u) is pixel (m*t + i, m*u + j) of the rows.
+    Tiles overlap, so no copy is made here."""
+    N, C = rows.shape[0], rows.shape[3]
     n, r, c, ch = rows.strides
-    shape = (a, a, N, (R - 2) // m, (Wq - 2) // m, C)
+    shape = (a, a, N, tiles_down, tiles_across, C)
     return np.lib.stride_tricks.as_strided(rows, shape, (r, c, n, m * r, m * c, ch), writeable=False)
 
 
