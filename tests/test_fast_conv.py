@@ -168,10 +168,14 @@ def test_fast_conv_ops_pass_gradcheck(shape, seed, relu):
         assert tg.gradcheck(lambda x: F.gram_matrix(op(x, w, b, padding=1)), [x])
 
 
-def test_winograd_op_passes_a_vjp_check():
-    """128 channels (Winograd): <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
-    x, w, b, _ = arrays((1, 128, 128, 5, 4), seed=9, dtype=np.float64)
+@pytest.mark.parametrize("shape, paths", [((1, 128, 128, 5, 4), ("winograd2x2", "winograd2x2")),
+                                          ((1, 128, 136, 16, 29), ("winograd4x4", "winograd4x4")),
+                                          ((1, 64, 48, 16, 29), ("rows", "winograd4x4"))])
+def test_winograd_op_passes_a_vjp_check(shape, paths):
+    """Winograd: <J^T v, u> = <v, J u> for x, w and b in a few evaluations."""
+    x, w, b, _ = arrays(shape, seed=9, dtype=np.float64)
     with tg.fast_paths(True):
+        assert F.conv2d(Tensor(x, requires_grad=True), w, b, padding=1)._ctx.paths == paths
         assert tg.check_vjp(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
 
 
