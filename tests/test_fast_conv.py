@@ -356,7 +356,7 @@ def test_winograd_accuracy_on_a_vgg_sized_layer(tiling, bound):
 
 def test_vgg_sized_layers_choose_winograd():
     assert winograd.tiling_for(1, 3, 64, 256, 256) is None  # VGG's first layer: conv3x3.py's one GEMM
-    assert winograd.tiling_for(1, 64, 64, 256, 256) is None  # forward: the direct sums up to 128 channels
+    assert winograd.tiling_for(1, 64, 64, 256, 256) is None  # forward: the direct sums below 128 channels
     assert winograd.tiling_for(1, 64, 64, 256, 256, forward=False) is winograd.F4x4
     assert winograd.tiling_for(1, 512, 512, 32, 21) is winograd.F4x4
     assert winograd.tiling_for(1, 512, 512, 16, 16) is winograd.F2x2  # 16 tiles of 4x4: too few

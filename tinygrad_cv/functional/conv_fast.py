@@ -75,7 +75,8 @@ _gradient_weights = {
     "winograd2x2": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F2x2),
     "winograd4x4": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F4x4),
 }
-_prepared: Dict[Tuple[str, str], PreparedWeights] = {}  # by (forward kernel, gradient kernel), kept while w is unchanged
+# Kept while a weight array is unchanged, by (forward kernel, gradient kernel).
+_prepared: Dict[Tuple[str, str], PreparedWeights] = {}
 
 
 def conv3x3_paths(N: int, C: int, O: int, H: int, W: int) -> Tuple[str, str]:
@@ -91,6 +92,7 @@ def conv3x3_paths(N: int, C: int, O: int, H: int, W: int) -> Tuple[str, str]:
 
 
 def prepared_weights(paths: Tuple[str, str]) -> PreparedWeights:
+    """The weights as the two kernels of ``paths`` want them: (forward, gradient with respect to x)."""
     if paths not in _prepared:
         _prepared[paths] = PreparedWeights(lambda w: (_forward_weights[paths[0]](w), _gradient_weights[paths[1]](w)))
     return _prepared[paths]

@@ -16,11 +16,13 @@ For m = 2 (F(2, 3)):
 The rows of G and the columns of A^T hold the powers of the points where the algorithm evaluates
 polynomials (0, 1, -1 and infinity for m = 2); B^T is the inverse of those points' Vandermonde
 matrix, transposed. Each point's row of B^T and G and column of A^T may carry scales whose product
-is one (chosen here so that B^T holds small integers, exact in float32). m = 4 needs two more points: ``F4x4`` below takes 1/2 and -2, which gave half
-the rounding error of Lavin & Gray's 2 and -2 on a VGG-sized layer (4e-6 against 7e-6; Barabasz et
-al., "Error analysis and improving the accuracy of Winograd convolution for deep neural networks",
-2020, study such choices). Nested in 2-D, an m x m tile of outputs comes from an a x a tile of inputs
-(a = m + 2; tiles overlap by two pixels):
+is one (chosen here so that B^T holds small integers, exact in float32). m = 4 needs two more
+points: ``F4x4`` below takes 1/2 and -2, which gave half the rounding error of Lavin & Gray's 2 and
+-2 on a VGG-sized layer (4e-6 against 7e-6; Barabasz et al., "Error analysis and improving the
+accuracy of Winograd convolution for deep neural networks", 2020, study such choices).
+
+Nested in 2-D, an m x m tile of outputs comes from an a x a tile of inputs (a = m + 2; tiles overlap
+by two pixels):
 
     Y = A^T [U * V] A,   U = G g G^T (a x a, the filter),   V = B^T d B (a x a, the input tile)
 
@@ -102,7 +104,7 @@ BAND_BYTES = 2 * 2**20  # transformed input V of one band of tile rows (PERFORMA
 def tiling_for(N: int, C: int, O: int, H: int, W: int, forward: bool = True) -> Optional[Tiling]:
     """The Winograd tiling that computes this convolution (C -> O channels) fastest, or None where
     conv3x3.py's row products do: the transforms cost O(pixels * channels), the products save
-    O(pixels * C * O). A network's forward pass is kept to the direct sums up to 128 channels: there
+    O(pixels * C * O). A network's forward pass keeps the direct sums below 128 channels: there
     its first layers' outputs decide ReLUs and max-pools, where Winograd's larger rounding errors
     flip near ties and change the gradient by far more than their size (``forward=False``: the
     gradient with respect to the input, which decides nothing)."""
@@ -218,8 +220,8 @@ def write_tiles(Y: Any, out: Any, relu: bool) -> None:
     rows, W = out.shape[1], out.shape[2]
     n, r, c, ch = out.strides
     whole_down, whole_across = rows // m, W // m
-    pieces = [(np.lib.stride_tricks.as_strided(out, (m, m, N, whole_down, whole_across, O), (r, c, n, m * r, m * c, ch)),
-               Y[:, :, :, :whole_down, :whole_across])]
+    whole = np.lib.stride_tricks.as_strided(out, (m, m, N, whole_down, whole_across, O), (r, c, n, m * r, m * c, ch))
+    pieces = [(whole, Y[:, :, :, :whole_down, :whole_across])]
     for i in range(m):
         for j in range(m):
             part = out[:, i::m, j::m]  # (N, <= td, <= tw, O): pixel (i, j) of every tile that has it
