@@ -42,7 +42,7 @@ def arrays(shape, seed, dtype=np.float32):
 
 def tile_matrices(w, tiling):
     """Winograd's transformed filters for the convolution and for its gradient with respect to the input."""
-    return winograd.filter_transform(w, tiling), winograd.filter_transform(winograd.gradient_kernel(w), tiling)
+    return winograd.filter_transform(w, tiling), winograd.filter_transform(conv3x3.gradient_kernel(w), tiling)
 
 
 def run_both_paths(fn, *inputs):

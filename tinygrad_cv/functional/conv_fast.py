@@ -72,8 +72,8 @@ _forward_weights = {
 }
 _gradient_weights = {
     "gathered": conv3x3.weight_rows, "rows": conv3x3.flipped_weight_rows,
-    "winograd2x2": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F2x2),
-    "winograd4x4": lambda w: winograd.filter_transform(winograd.gradient_kernel(w), winograd.F4x4),
+    "winograd2x2": lambda w: winograd.filter_transform(conv3x3.gradient_kernel(w), winograd.F2x2),
+    "winograd4x4": lambda w: winograd.filter_transform(conv3x3.gradient_kernel(w), winograd.F4x4),
 }
 # Kept while a weight array is unchanged, by (forward kernel, gradient kernel).
 _prepared: Dict[Tuple[str, str], PreparedWeights] = {}

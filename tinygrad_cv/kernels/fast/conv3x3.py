@@ -39,8 +39,9 @@ Memory and speed, which is what this is for:
 - A whole network of these layers never changes layout (channels_last.py).
 
 With many channels, winograd.py computes the same convolution on the same padded layout with 4x
-(2.25x on small images) fewer multiplications (``winograd.tiling_for`` says when). ``kernels/conv.py`` (im2col + one GEMM) stays the reference:
-tests/test_fast_conv.py checks both files against it.
+(2.25x on small images) fewer multiplications (``winograd.tiling_for`` says when).
+``kernels/conv.py`` (im2col + one GEMM) stays the reference: tests/test_fast_conv.py checks both
+files against it.
 """
 from __future__ import annotations
 
@@ -79,10 +80,16 @@ def weight_rows(w: Any) -> Any:
     return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(3, 3 * C, O))
 
 
+def gradient_kernel(w: Any) -> Any:
+    """(O, C, 3, 3) -> (C, O, 3, 3), the adjoint convolution's kernel: each filter flipped in both
+    directions, the channels swapped. Convolving dL/dy with it gives dL/dx (winograd.py's kernel
+    transforms it too)."""
+    return w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+
+
 def flipped_weight_rows(w: Any) -> Any:
-    """``weight_rows`` of the adjoint convolution's kernel: w flipped in both directions with its
-    channels swapped, (3, 3*O, C). Convolving dL/dy with it gives dL/dx."""
-    return weight_rows(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    """``weight_rows`` of ``gradient_kernel(w)``, (3, 3*O, C)."""
+    return weight_rows(gradient_kernel(w))
 
 
 def weight_from_taps(tap_grads: Any) -> Any:

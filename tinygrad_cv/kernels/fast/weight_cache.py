@@ -2,9 +2,9 @@
 
 The fast 3x3 convolution first rearranges its weights: one (3*C, O) matrix per kernel row
 (conv3x3.py) or Winograd's transformed filters (winograd.py), for the forward pass and for the
-input gradient. For a frozen network (style transfer optimises the
-pixels, never VGG's weights) that is the same work on every call, about 5% of a VGG step; so it is
-done once per weight array and kept.
+input gradient. For a frozen network (style transfer optimises the pixels, never VGG's weights)
+that is the same work on every call, about 5% of a VGG step; so it is done once per weight array
+and kept.
 
 Kept, but never trusted blindly: an array can be written in place (an optimiser's ``p.data -= ...``,
 a loaded state dict, a student's experiment). Each entry holds a private copy of the weights it was

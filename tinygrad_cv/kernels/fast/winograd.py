@@ -45,7 +45,7 @@ a VGG-sized layer, 4e-6 for m = 4, and 4e-7 for the direct sums (tests/test_fast
 all, and conv3x3.py's row products are used.
 
 Backward: dL/dx is the convolution of dL/dy with the flipped kernel, channels swapped: the same
-function with the transformed filters of that kernel (``gradient_kernel``).
+function with the transformed filters of that kernel (``conv3x3.gradient_kernel``).
 """
 from __future__ import annotations
 
@@ -113,12 +113,6 @@ def tiling_for(N: int, C: int, O: int, H: int, W: int, forward: bool = True) -> 
     return F4x4 if N * -(-H // 4) * -(-W // 4) >= MIN_TILES_4X4 else F2x2
 
 
-def gradient_kernel(w: Any) -> Any:
-    """(O, C, 3, 3) -> (C, O, 3, 3): dL/dx is the convolution of dL/dy with each filter flipped, the
-    channels swapped."""
-    return w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-
-
 def filter_transform(w: Any, tiling: Tiling) -> Any:
     """(O, C, 3, 3) weights -> (a^2, C, O): vec(U) = (G kron G) vec(g) for all filters at once (each
     3x3 filter a column of the product's right factor), in blocks of input channels on every core."""
@@ -140,7 +134,7 @@ def winograd_conv3x3_padded(xpad: Any, tile_mats: Any, bias: Optional[Any] = Non
     Args:
         xpad: (N, H+2, W+2, C) zero-bordered input.
         tile_mats: (a^2, C, out channels): ``filter_transform`` of the weights, or of their
-            ``gradient_kernel`` (for the gradient with respect to the input, which maps O channels
+            ``conv3x3.gradient_kernel`` (for the gradient with respect to the input, which maps O channels
             back to C). Their number of tile positions a^2 says which tiling.
         bias: (out channels,) or None; relu: apply max(., 0).
     Returns:
